@@ -1,0 +1,31 @@
+"""autophagy: self-consuming generative models, retrained on their own samples, measured.
+
+Public entry points (imported lazily so the command line starts fast):
+
+- :func:`run_loop` runs one cell (model x dataset x policy) in memory and returns its metrics;
+- :mod:`autophagy.models` (the :class:`~autophagy.models.GenerativeModel` protocol and families),
+  :mod:`autophagy.policies`, :mod:`autophagy.data`, :mod:`autophagy.metrics`,
+  :mod:`autophagy.theory`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["run_loop", "run_cell", "load_dataset", "parse_policy", "__version__"]
+
+_LAZY = {
+    "run_loop": "autophagy.loop",
+    "run_cell": "autophagy.loop",
+    "load_dataset": "autophagy.data",
+    "parse_policy": "autophagy.policies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autophagy' has no attribute {name!r}")

@@ -1,0 +1,181 @@
+"""Datasets by name: what a config's ``data.name`` can say, and how each one is built.
+
+Two kinds of entry share one mapping. A *sampler* is an infinite source, ``(n, rng, **options)``
+-> (n, d): train, test and pool are independent draws. A *loader* is a finite source (a user's
+file; later the image sets in ``data/images.py``, registered here with ``kind="images"``): it
+builds the whole Dataset by splitting fixed rows. The options a dataset accepts are read from the
+keyword arguments of its sampler or loader, so adding a dataset needs no second list to maintain.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from autophagy.data import points
+from autophagy.data.base import Dataset
+from autophagy.data.files import check_counts, load_file
+
+DEFAULT_N_TRAIN = 1000
+DEFAULT_N_TEST = 2000
+# Arguments every loader receives from load_dataset; they are not dataset options.
+LOADER_ARGUMENTS = ("path", "n_train", "n_test", "n_pool", "seed")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One registered dataset: exactly one of ``sampler`` and ``loader``, and a description.
+
+    ``truth(**options) -> dict`` (optional) adds what is known of the true distribution to
+    ``Dataset.params`` (a Gaussian's mean and covariance, the 8 Gaussians' centres), so metrics
+    and theory can compare fitted models with it.
+    """
+
+    description: str
+    sampler: Callable[..., np.ndarray] | None = None
+    loader: Callable[..., Dataset] | None = None
+    kind: Literal["points", "images"] = "points"
+    truth: Callable[..., dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.sampler is None) == (self.loader is None):
+            raise TypeError("a DatasetEntry needs exactly one of sampler and loader")
+
+    def options(self) -> dict[str, Any]:
+        """Accepted options and their defaults, from the keyword arguments of the builder."""
+        if self.sampler is not None:
+            params = list(inspect.signature(self.sampler).parameters.values())[2:]
+        else:
+            params = list(inspect.signature(self.loader).parameters.values())
+            params = [p for p in params if p.name not in LOADER_ARGUMENTS]
+        return {p.name: p.default for p in params}
+
+
+def _gaussian_truth(*, mean: Any = None, cov: Any = None, dim: int | None = None) -> dict:
+    mean, cov = points.gaussian_params(mean=mean, cov=cov, dim=dim)
+    return {"mean": mean, "cov": cov, "dim": mean.size}
+
+
+def _eight_gaussians_truth(*, radius: float = 2.0, std: float = 0.1) -> dict:
+    return {"centres": points.eight_gaussians_centres(radius)}
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "moons": DatasetEntry("two interleaving half circles (2-D)", sampler=points.moons),
+    "eight_gaussians": DatasetEntry(
+        "8 Gaussians on a circle of radius 2 (2-D)",
+        sampler=points.eight_gaussians,
+        truth=_eight_gaussians_truth,
+    ),
+    "circles": DatasetEntry("two concentric rings, radii 2 and 1 (2-D)", sampler=points.circles),
+    "checkerboard": DatasetEntry(
+        "uniform on the dark squares of a 4x4 board (2-D)", sampler=points.checkerboard
+    ),
+    "swiss_roll": DatasetEntry("a spiral of one and a half turns (2-D)", sampler=points.swiss_roll),
+    "pinwheel": DatasetEntry("5 curved arms (2-D)", sampler=points.pinwheel),
+    "gaussian": DatasetEntry(
+        "a Gaussian of any dimension, given mean and cov",
+        sampler=points.gaussian,
+        truth=_gaussian_truth,
+    ),
+    "file": DatasetEntry("your own points from a .npy or .csv file (path=)", loader=load_file),
+    # Image datasets (digits, MNIST, CIFAR-10, image folders) register here with kind="images"
+    # and a loader from autophagy.data.images.
+}
+
+
+def _choices(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}choose from: {', '.join(known)}"
+
+
+def get_entry(name: str) -> DatasetEntry:
+    """The registered entry for ``name``, or a ValueError listing the known names."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; {_choices(str(name), list(DATASETS))}")
+    return DATASETS[name]
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options dataset ``name`` accepts, with their defaults (for configs and the CLI)."""
+    return get_entry(name).options()
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options the dataset does not take, naming them and the accepted ones."""
+    accepted = dataset_options(name)
+    for key in options:
+        if key not in accepted:
+            if not accepted:
+                raise ValueError(f"unknown option {key!r} for dataset {name!r}; it takes none")
+            raise ValueError(
+                f"unknown option {key!r} for dataset {name!r}; "
+                f"{_choices(key, list(accepted)).replace('choose from', 'accepted')}"
+            )
+
+
+def load_dataset(
+    name: str,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    n_pool: int = 0,
+    seed: int = 0,
+    path: str | None = None,
+    **options: Any,
+) -> Dataset:
+    """Build dataset ``name``: a training set, a disjoint test set and an optional pool.
+
+    Generated datasets draw ``n_train`` (default 1000), ``n_test`` (default 2000) and ``n_pool``
+    points from three independent streams spawned from ``np.random.default_rng(seed)``, so the
+    test set does not change when ``n_train`` does. ``file`` splits the rows of ``path`` (see
+    :mod:`autophagy.data.files` for the rule; there ``n_train`` unset means all remaining rows).
+    ``options`` go to the sampler (e.g. ``noise=0.1`` for moons). ``Dataset.params`` holds the
+    resolved options plus any known truths. Bad input raises a one-line ValueError.
+    """
+    entry = get_entry(name)
+    n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
+    check_options(name, options)
+    if entry.loader is not None:
+        takes = inspect.signature(entry.loader).parameters
+        if path is not None and "path" not in takes:
+            raise ValueError(f"dataset {name!r} reads no file; path is for dataset 'file'")
+        extra = {"path": path} if "path" in takes else {}
+        return entry.loader(
+            n_train=n_train, n_test=n_test, n_pool=n_pool, seed=seed, **extra, **options
+        )
+    if path is not None:
+        raise ValueError(f"dataset {name!r} is generated and reads no file; path is for 'file'")
+    sizes = (
+        DEFAULT_N_TRAIN if n_train is None else n_train,
+        DEFAULT_N_TEST if n_test is None else n_test,
+        n_pool,
+    )
+    streams = np.random.default_rng(seed).spawn(3)
+    try:
+        train, test, pool = (
+            entry.sampler(n, rng, **options) for n, rng in zip(sizes, streams, strict=True)
+        )
+    except ValueError as e:
+        raise ValueError(f"dataset {name!r}: {e}") from None
+    resolved = {**entry.options(), **options}
+    params = {**resolved, **(entry.truth(**resolved) if entry.truth else {})}
+    return Dataset(
+        name=name,
+        train=train,
+        test=test,
+        pool=pool if n_pool else None,
+        kind=entry.kind,
+        params=params,
+    )
+
+
+def describe_datasets() -> list[tuple[str, str]]:
+    """(name, one-line description) of every registered dataset, for the CLI's ``list``."""
+    return [(name, entry.description) for name, entry in DATASETS.items()]

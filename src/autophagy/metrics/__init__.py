@@ -1,0 +1,44 @@
+"""Per-generation metrics: distances between samples and held-out data, Gaussian parameter drift.
+
+Two layers: array functions (:mod:`~autophagy.metrics.distances`, :mod:`~autophagy.metrics.moments`)
+usable on their own, and the registry of named :class:`Metric` objects the loop evaluates on an
+:class:`EvalContext` (:mod:`~autophagy.metrics.registry`).
+
+Example:
+    >>> from autophagy.metrics import get_metric, wasserstein2
+    >>> wasserstein2(x, y, rng=np.random.default_rng(0))
+    >>> get_metric("sliced_w2")(ctx)
+"""
+
+from autophagy.metrics.base import EvalContext, Metric
+from autophagy.metrics.distances import (
+    energy_distance,
+    mmd_rbf,
+    negative_log_likelihood,
+    sliced_wasserstein2,
+    wasserstein2,
+)
+from autophagy.metrics.moments import model_moments
+from autophagy.metrics.registry import (
+    DEFAULT_METRICS,
+    METRICS,
+    get_metric,
+    metric_rng,
+    register_metric,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "EvalContext",
+    "Metric",
+    "energy_distance",
+    "get_metric",
+    "metric_rng",
+    "mmd_rbf",
+    "model_moments",
+    "negative_log_likelihood",
+    "register_metric",
+    "sliced_wasserstein2",
+    "wasserstein2",
+]

@@ -1,0 +1,17 @@
+"""Generative model families behind one protocol (:class:`GenerativeModel`)."""
+
+from autophagy.models.base import GenerativeModel, has_log_prob
+from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.kde import KernelDensity
+from autophagy.models.mixture import GaussianMixture
+from autophagy.models.registry import MODELS, build_model
+
+__all__ = [
+    "MODELS",
+    "GaussianMLE",
+    "GaussianMixture",
+    "GenerativeModel",
+    "KernelDensity",
+    "build_model",
+    "has_log_prob",
+]

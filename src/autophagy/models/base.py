@@ -1,0 +1,67 @@
+"""The one interface every model family implements.
+
+Why a protocol and not a base class: a researcher's own model should plug into the loop by having
+the right methods, with no import from autophagy. The shape follows scikit-learn (hyper-parameters
+in ``__init__``, ``fit`` returns ``self``, randomness passed in) so that closed-form models
+(Gaussian MLE, KDE) and neural ones (flows, diffusion: trained for a ``budget`` of samples seen,
+warm-started from the previous generation's weights) share one loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """A generative model the retraining loop can fit, sample and checkpoint.
+
+    - ``fit(data, *, warm_start, budget, rng)``: train on ``data`` (an array of shape (n, ...)).
+      ``warm_start=True`` starts from the current parameters (the paper fine-tunes each
+      generation); ``budget`` is the number of training samples to see (``None``: the model's
+      own default; closed-form models ignore it). Returns ``self``.
+    - ``sample(n, *, rng, temperature=1.0)``: ``n`` samples as a numpy array. ``temperature`` < 1
+      sharpens the distribution (samples from about ``p ** (1 / temperature)``).
+    - ``state_dict()`` / ``load_state_dict(state)``: everything needed to continue the loop, as
+      nested dicts of arrays and plain values (no code), so checkpoints can be written and resumed.
+    - ``log_prob(x)`` (optional): per-sample log-density; enables the held-out NLL metric.
+    """
+
+    def fit(
+        self,
+        data: np.ndarray,
+        *,
+        warm_start: bool = False,
+        budget: int | None = None,
+        rng: np.random.Generator,
+    ) -> GenerativeModel: ...
+
+    def sample(
+        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
+    ) -> np.ndarray: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def has_log_prob(model: object) -> bool:
+    """Whether ``model`` offers an exact (or tractable) log-density."""
+    return callable(getattr(model, "log_prob", None))
+
+
+def check_temperature(temperature: float) -> float:
+    """Validate a sampling temperature: a positive finite number."""
+    t = float(temperature)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    return t
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite or exploding loss, or non-finite samples.
+
+    The loop records the cell as ``diverged`` (earlier generations kept) and the others go on.
+    """

@@ -1,0 +1,50 @@
+"""Model families by name, imported lazily so that ``autophagy list`` never loads torch."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from autophagy.options import check_options
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    target: str  # "module:Class"
+    description: str
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+    def load(self) -> type:
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "gaussian": ModelEntry(
+        "autophagy.models.gaussian:GaussianMLE",
+        "Full-covariance Gaussian by maximum likelihood (the paper's theory is exact for it)",
+    ),
+    "gmm": ModelEntry(
+        "autophagy.models.mixture:GaussianMixture",
+        "Gaussian mixture by EM (scikit-learn), warm-started from the previous generation",
+    ),
+    "kde": ModelEntry(
+        "autophagy.models.kde:KernelDensity",
+        "Gaussian kernel density estimate, fixed or rule-of-thumb bandwidth",
+    ),
+}
+
+
+def build_model(name: str, options: dict[str, Any] | None = None) -> Any:
+    """Instantiate the model family ``name`` with ``options`` (validated against its signature)."""
+    if name not in MODELS:
+        raise ValueError(f"model.name: unknown model {name!r}; choose from: {', '.join(MODELS)}")
+    entry = MODELS[name]
+    cls = entry.load()
+    opts = {**dict(entry.defaults), **(options or {})}
+    check_options(cls.__init__, opts, field="model.options", skip=("self",))
+    try:
+        return cls(**opts)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model.options: {err}") from None

@@ -1,0 +1,38 @@
+"""Rebuild a run's report from its directory alone: metrics, samples, theory curves, config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from rich.console import Console
+
+from autophagy.report.html import write_report
+from autophagy.report.summary import print_summary, verdict_table
+from autophagy.store import RunStore
+
+
+def build_report(store: RunStore, *, console: Console | None = None) -> Path:
+    """Merge the cells' metrics, print the verdict table, write figures and report.html."""
+    config = yaml.safe_load(store.config_text)
+    metrics = store.collect_metrics()
+    cells = store.cells()
+    verdict_metric = config.get("eval", {}).get("verdict_metric", "w2")
+    theory = store.theory()
+    samples = store.samples()
+    real = store.real_points()
+    table = verdict_table(metrics, metric=verdict_metric) if len(metrics) else pd.DataFrame()
+    if console is not None and len(table):
+        print_summary(table, console=console, metric=verdict_metric)
+    return write_report(
+        store.root,
+        title=f"autophagy: {config.get('name', store.root.name)}",
+        config_text=store.config_text,
+        metrics=metrics,
+        cells=cells,
+        theory=theory,
+        samples=samples or None,
+        real=real,
+        verdict_metric=verdict_metric,
+    )

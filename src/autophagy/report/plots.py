@@ -1,0 +1,516 @@
+"""Figures of a self-consuming run: metric curves per label and sample grids per generation.
+
+Everything here is a pure function of in-memory frames and arrays that returns a matplotlib
+:class:`~matplotlib.figure.Figure`. Figures are built without pyplot, so the report never touches
+the user's backend or global figure list (it works headless, in threads, and inside notebooks).
+
+Every figure of one report takes its colours from one :func:`label_colors` mapping, so a label
+keeps its colour from the curves to the sample grid: mixed lambdas on a sequential colormap
+(dark = little synthetic data), other policies in distinct colours, fully synthetic last in red.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+POLICY_ORDER = ("mixed", "accumulate", "replace", "fresh_real", "curated")
+"""Policies in display order; unknown policies follow alphabetically, ``fully_synthetic`` last."""
+LAST_POLICY = "fully_synthetic"
+MIXED_CMAP = "viridis"
+POLICY_COLORS = {
+    "fully_synthetic": "#d62728",
+    "accumulate": "#ff7f0e",
+    "fresh_real": "#8c564b",
+    "replace": "#e377c2",
+    "curated": "#7f7f7f",
+}
+SPARE_COLORS = ("#9467bd", "#bcbd22", "#17becf", "#1f77b4", "#2ca02c")
+
+METRIC_ORDER = (
+    "w2",
+    "sliced_w2",
+    "mmd",
+    "energy",
+    "nll",
+    "fid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "class_coverage",
+    "mean_error",
+    "cov_error",
+    "mean_shift_sq",
+    "cov_trace_ratio",
+)
+METRIC_NAMES = {
+    "w2": "Wasserstein-2 distance",
+    "sliced_w2": "sliced Wasserstein-2",
+    "mmd": "MMD",
+    "energy": "energy distance",
+    "nll": "held-out NLL",
+    "fid": "FID",
+    "precision": "precision",
+    "recall": "recall",
+    "density": "density",
+    "coverage": "coverage",
+    "class_coverage": "class coverage",
+    "mean_error": "mean error",
+    "cov_error": "covariance error",
+    "mean_shift_sq": "squared mean shift",
+    "cov_trace_ratio": "covariance trace ratio",
+}
+SE_MIN_SEEDS = 5
+"""From this many seeds the band is ±1 standard error; below it, min–max (an s.e. of 2 is noise)."""
+LEGEND_INSIDE_UP_TO = 4
+"""Legends with more entries go outside the axes, where they cannot hide a curve."""
+MARKERS_UP_TO = 15
+"""Curves with at most this many generations get markers (so one generation is still visible)."""
+
+
+def metric_title(metric: str) -> str:
+    """Human name of a metric with its key, e.g. ``"Wasserstein-2 distance (w2)"``."""
+    name = METRIC_NAMES.get(metric)
+    return f"{name} ({metric})" if name else metric
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def order_metrics(names: Sequence[str]) -> list[str]:
+    """Known metrics in :data:`METRIC_ORDER` (distances first), then the rest alphabetically."""
+    known = [m for m in METRIC_ORDER if m in names]
+    return known + sorted(set(names) - set(known))
+
+
+def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
+    """Ordered ``{label: hex colour}`` for every label in ``frames`` (cells, metrics, ...).
+
+    Labels are sorted by policy (:data:`POLICY_ORDER`, unknown ones alphabetically, fully
+    synthetic last), then lambda (NaN last), then name. Mixed lambdas are spread over a sequential
+    colormap by rank so neighbouring lambdas stay distinguishable; several labels of another policy
+    get shades of that policy's colour. Pass the same mapping to every figure of a report.
+    """
+    parts = [f[["label", "policy", "lambda"]] for f in frames if f is not None and len(f)]
+    if not parts:
+        return {}
+    table = pd.concat(parts).drop_duplicates("label").copy()
+    table["lambda"] = pd.to_numeric(table["lambda"], errors="coerce")
+    others = sorted(set(table["policy"]) - set(POLICY_ORDER) - {LAST_POLICY})
+    rank = {p: i for i, p in enumerate([*POLICY_ORDER, *others, LAST_POLICY])}
+    table["_rank"] = table["policy"].map(rank)
+    table["_nan"] = table["lambda"].isna()
+    table = table.sort_values(["_rank", "_nan", "lambda", "label"])
+
+    colors: dict[str, str] = {}
+    spare = iter(SPARE_COLORS * 4)
+    for policy, group in table.groupby("policy", sort=False):
+        labels = list(group["label"])
+        if policy == "mixed":
+            cmap = matplotlib.colormaps[MIXED_CMAP]
+            positions = np.linspace(0.0, 0.8, len(labels)) if len(labels) > 1 else [0.45]
+            colors.update({lab: to_hex(cmap(p)) for lab, p in zip(labels, positions, strict=True)})
+        else:
+            base = POLICY_COLORS.get(str(policy)) or next(spare)
+            colors.update({lab: _shade(base, i, len(labels)) for i, lab in enumerate(labels)})
+    return colors
+
+
+def _shade(color: str, i: int, k: int) -> str:
+    """The i-th of k shades of ``color``, from the colour itself towards black."""
+    if k == 1:
+        return to_hex(color)
+    t = 0.5 * i / (k - 1)
+    return to_hex(tuple((1 - t) * c for c in to_rgb(color)))
+
+
+def _resolve_colors(labels: Sequence[str], colors: Mapping[str, str] | None) -> dict[str, str]:
+    colors = dict(colors or {})
+    spare = iter(["#1f77b4", "#d62728", "#2ca02c", *SPARE_COLORS, "#ff7f0e", "#8c564b"] * 8)
+    ordered = [lab for lab in colors if lab in set(labels)]
+    ordered += [lab for lab in labels if lab not in colors]
+    return {lab: colors[lab] if lab in colors else next(spare) for lab in ordered}
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def band_kind(n_seeds: int) -> str:
+    """Which band a curve over ``n_seeds`` seeds gets: ``"se"``, ``"minmax"`` or ``"none"``."""
+    if n_seeds >= SE_MIN_SEEDS:
+        return "se"
+    return "minmax" if n_seeds >= 2 else "none"
+
+
+def curve_stats(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (label, generation): ``mean``, ``lo``, ``hi``, ``n`` over seeds of the finite values.
+
+    Infinities count as missing, so one diverged seed leaves a gap instead of an infinite mean.
+    The band is ±1 standard error from :data:`SE_MIN_SEEDS` seeds of the label, else min–max.
+    """
+    rows = metrics.loc[metrics["metric"] == metric, ["label", "cell", "generation", "value"]]
+    rows = rows.assign(value=rows["value"].astype(float).replace([np.inf, -np.inf], np.nan))
+    seeds = rows.groupby("label")["cell"].nunique()
+    stats = (
+        rows.dropna(subset=["value"])
+        .groupby(["label", "generation"])["value"]
+        .agg(mean="mean", std="std", lo="min", hi="max", n="count")
+        .reset_index()
+    )
+    use_se = stats["label"].map(seeds).fillna(0).map(band_kind).eq("se")
+    se = stats["std"].fillna(0.0) / np.sqrt(stats["n"].clip(lower=1))
+    stats.loc[use_se, "lo"] = stats["mean"] - se
+    stats.loc[use_se, "hi"] = stats["mean"] + se
+    return stats.drop(columns="std")
+
+
+def plot_metric_curves(
+    metrics: pd.DataFrame,
+    metric: str,
+    *,
+    theory: pd.DataFrame | None = None,
+    ax: Axes | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Figure:
+    """``metric`` against generation: one solid line per label (mean over seeds) with a band.
+
+    The band is ±1 standard error with at least :data:`SE_MIN_SEEDS` seeds, min–max below (the
+    title says which). ``theory`` rows for this metric are drawn dashed in the label's colour. The
+    y axis is logarithmic when all values are positive and span more than two decades, since
+    collapse is geometric in the generation. ``colors`` (from :func:`label_colors`) fixes the label
+    order and colours across figures.
+    """
+    fig, ax = _new_axes(ax, (6.4, 4.0))
+    stats = curve_stats(metrics, metric)
+    rows = metrics[metrics["metric"] == metric]
+    expected = theory[theory["metric"] == metric] if theory is not None and len(theory) else None
+    present = [*rows["label"], *([] if expected is None else expected["label"])]
+    palette = _resolve_colors(list(dict.fromkeys(present)), colors or label_colors(rows))
+    n_gens = stats["generation"].nunique()
+    marker = "o" if n_gens <= MARKERS_UP_TO else None
+
+    handles: list[Any] = []
+    for label, color in palette.items():
+        curve = stats[stats["label"] == label].sort_values("generation")
+        if curve.empty:
+            continue
+        (line,) = ax.plot(
+            curve["generation"],
+            curve["mean"],
+            color=color,
+            lw=1.8,
+            marker=marker,
+            ms=3.5,
+            label=str(label),
+        )
+        if (curve["hi"] > curve["lo"]).any():
+            ax.fill_between(
+                curve["generation"], curve["lo"], curve["hi"], color=color, alpha=0.18, lw=0
+            )
+        handles.append(line)
+
+    has_theory = False
+    if expected is not None:
+        for label, color in palette.items():
+            curve = expected[expected["label"] == label].sort_values("generation")
+            if curve.empty:
+                continue
+            ax.plot(
+                curve["generation"],
+                curve["value"],
+                color=color,
+                lw=1.4,
+                ls="--",
+                label="_nolegend_",
+            )
+            has_theory = True
+    if has_theory:
+        handles.append(Line2D([], [], color="0.3", lw=1.4, ls="--", label="theory (expected)"))
+
+    # The decision looks at the lines, not the bands: a noisy min-max band reaching near zero
+    # should not turn a one-decade curve into a log plot.
+    values = np.concatenate(
+        [stats["mean"].to_numpy(float)]
+        + ([expected["value"].to_numpy(float)] if has_theory else [])
+    )
+    if use_log_scale(values):
+        ax.set_yscale("log")
+
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric_title(metric))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3, lw=0.6)
+    ax.set_title(
+        f"{_capital(METRIC_NAMES.get(metric, metric))} across generations\n{_band_note(rows)}",
+        fontsize=10,
+    )
+    if not handles:
+        ax.text(
+            0.5,
+            0.5,
+            "no finite values",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.4",
+        )
+    elif len(handles) > LEGEND_INSIDE_UP_TO:
+        ax.legend(
+            handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False
+        )
+    else:
+        ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
+    return fig
+
+
+def use_log_scale(values: np.ndarray, decades: float = 2.0) -> bool:
+    """Whether finite ``values`` are all positive and span more than ``decades`` decades."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    return bool(len(values)) and values.min() > 0 and values.max() / values.min() > 10**decades
+
+
+def _band_note(rows: pd.DataFrame) -> str:
+    """Subtitle saying how many seeds each line averages and what the band is."""
+    seeds = rows.groupby("label")["cell"].nunique()
+    if seeds.empty:
+        return ""
+    lo, hi = int(seeds.min()), int(seeds.max())
+    count = f"{lo} seed{'s' * (lo != 1)}" if lo == hi else f"{lo}–{hi} seeds"
+    kinds = {band_kind(int(n)) for n in seeds}
+    band = {"se": "band ±1 s.e.", "minmax": "band min–max", "none": "no band"}
+    text = ", ".join(band[k] for k in ("se", "minmax", "none") if k in kinds)
+    return f"line = mean over {count}; {text}"
+
+
+def plot_sample_grid(
+    samples: Mapping[str, Mapping[int, np.ndarray]],
+    *,
+    labels: Mapping[str, str],
+    real: np.ndarray | None = None,
+    generations: Sequence[int] | None = None,
+    max_cols: int = 6,
+    colors: Mapping[str, str] | None = None,
+    seeds: Mapping[str, int] | None = None,
+    max_points: int = 1000,
+) -> Figure:
+    """Scatter grid of 2-D samples: one row per label (its lowest seed), one column per generation.
+
+    Columns are ``generations`` or up to ``max_cols`` generations evenly spaced from the first to
+    the last. All panels share square limits from robust percentiles of ``real`` (drawn faintly
+    behind), so shrinking or spreading shows as such; a panel says what share of its points falls
+    outside. ``seeds`` picks the lowest seed per label (default: the naturally sorted cell id);
+    ``max_points`` subsamples large sets to keep the PNG light.
+    """
+    if max_cols < 1:
+        raise ValueError(f"max_cols must be >= 1, got {max_cols}")
+    rows = _representative_cells(samples, labels, seeds)
+    palette = _resolve_colors(list(rows), colors)
+    rows = {lab: rows[lab] for lab in palette}
+    gens = _pick_generations(samples, rows.values(), generations, max_cols)
+    limits = _limits(real, samples, rows.values(), gens)
+
+    n_rows, n_cols = max(len(rows), 1), max(len(gens), 1)
+    fig = Figure(figsize=(1.9 * n_cols + 0.9, 1.9 * n_rows + 0.5), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    real_pts = None if real is None else _subsample(np.asarray(real, float), max_points)
+    for i, (label, cell) in enumerate(rows.items()):
+        for j, gen in enumerate(gens):
+            ax = axes[i, j]
+            if real_pts is not None:
+                ax.scatter(
+                    real_pts[:, 0],
+                    real_pts[:, 1],
+                    s=1.0,
+                    c="0.75",
+                    alpha=0.5,
+                    lw=0,
+                    rasterized=True,
+                )
+            points = samples[cell].get(gen)
+            if points is None or len(points) == 0:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no samples",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="0.4",
+                )
+            else:
+                pts = _subsample(np.asarray(points, float), max_points)
+                ax.scatter(
+                    pts[:, 0],
+                    pts[:, 1],
+                    s=1.5,
+                    color=palette[label],
+                    alpha=0.7,
+                    lw=0,
+                    rasterized=True,
+                )
+                outside = _outside_share(pts, limits)
+                if outside >= 0.01:
+                    ax.text(
+                        0.97,
+                        0.03,
+                        f"{outside:.0%} outside",
+                        transform=ax.transAxes,
+                        ha="right",
+                        va="bottom",
+                        fontsize=6.5,
+                        color="0.3",
+                    )
+            ax.set_xlim(*limits[0])
+            ax.set_ylim(*limits[1])
+            ax.set_aspect("equal", adjustable="box")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"generation {gen}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(str(label), fontsize=9, color=palette[label])
+    if not rows:
+        axes[0, 0].axis("off")
+        axes[0, 0].text(0.5, 0.5, "no samples", ha="center", va="center")
+    fig.suptitle("Samples across generations (grey: held-out real data)", fontsize=10)
+    return fig
+
+
+def _representative_cells(
+    samples: Mapping[str, Mapping[int, np.ndarray]],
+    labels: Mapping[str, str],
+    seeds: Mapping[str, int] | None,
+) -> dict[str, str]:
+    """The lowest-seed cell with samples for each label, labels in first-seen order."""
+
+    def key(cell: str) -> tuple:
+        if seeds is not None and cell in seeds:
+            return (0, int(seeds[cell]), cell)
+        return (1, 0, *_natural_key(cell))
+
+    chosen: dict[str, str] = {}
+    for cell in sorted((c for c in samples if samples[c]), key=key):
+        chosen.setdefault(labels.get(cell, cell), cell)
+    firsts = list(dict.fromkeys(labels.get(c, c) for c in samples))
+    return {lab: chosen[lab] for lab in firsts if lab in chosen}
+
+
+def _natural_key(text: str) -> list:
+    """Sort key that puts "seed2" before "seed10"."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def _pick_generations(
+    samples: Mapping[str, Mapping[int, np.ndarray]],
+    cells: Any,
+    generations: Sequence[int] | None,
+    max_cols: int,
+) -> list[int]:
+    if generations is not None:
+        return [int(g) for g in generations]
+    available = sorted({int(g) for cell in cells for g in samples[cell]})
+    if len(available) <= max_cols:
+        return available
+    picks = np.unique(np.round(np.linspace(0, len(available) - 1, max_cols)).astype(int))
+    return [available[i] for i in picks]
+
+
+def _limits(
+    real: np.ndarray | None,
+    samples: Mapping[str, Mapping[int, np.ndarray]],
+    cells: Any,
+    gens: Sequence[int],
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Square limits from the 0.5–99.5 percentiles of the real data (or the first generation)."""
+    if real is not None and len(real):
+        ref = np.asarray(real, float)
+    else:
+        first = [samples[c].get(gens[0]) for c in cells] if gens else []
+        first = [np.asarray(p, float) for p in first if p is not None and len(p)]
+        ref = np.concatenate(first) if first else np.zeros((1, 2))
+    ref = ref[np.isfinite(ref).all(axis=1)]
+    if not len(ref):
+        ref = np.zeros((1, 2))
+    lo, hi = np.percentile(ref[:, :2], [0.5, 99.5], axis=0)
+    center, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-6) * 1.1
+    return ((center[0] - half, center[0] + half), (center[1] - half, center[1] + half))
+
+
+def _subsample(points: np.ndarray, max_points: int) -> np.ndarray:
+    """Evenly strided subset: deterministic and representative of a shuffled sample."""
+    if len(points) <= max_points:
+        return points
+    return points[:: math.ceil(len(points) / max_points)]
+
+
+def _outside_share(points: np.ndarray, limits: tuple[tuple[float, float], ...]) -> float:
+    (x0, x1), (y0, y1) = limits
+    x, y = points[:, 0], points[:, 1]
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    return float(1.0 - inside.mean())
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a hidden temp file beside ``path``; on success ``os.replace`` it onto ``path``.
+
+    Readers see the old file or the whole new one, never a torn write; on error the temp file is
+    removed. Created with ``open(..., "x")`` so permissions follow the umask like any other file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(
+            tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})
+        ) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG atomically (see :func:`atomic_open`) and close it.
+
+    A reader (a browser, a report being rebuilt while a sweep runs) never sees half a PNG, and
+    closing keeps long sweeps from accumulating figures in memory.
+    """
+    try:
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        _close(fig)
+    return Path(path)
+
+
+def _close(fig: Figure) -> None:
+    """Release a figure pyplot may be tracking; a bare :class:`Figure` needs nothing."""
+    if getattr(fig.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -1,0 +1,242 @@
+"""The run directory: everything a run produced, written so that an interruption loses nothing.
+
+Layout::
+
+    RUN/
+      config.yaml                 the resolved config (what ``autophagy resume`` re-runs)
+      metrics.parquet             one row per (cell, generation, metric), all cells
+      cells/<cell>/cell.json      the cell's coordinates (policy, lambda, seed, ...) and status
+      cells/<cell>/metrics.parquet
+      cells/<cell>/checkpoints/gen_0003.pkl   model state, training RNG state, policy state
+      cells/<cell>/samples/gen_0003.npy       evaluation samples, to redraw figures
+      figures/*.png  report.html
+
+Every file is written to a temporary name in the same folder and renamed into place, so a file
+is either the old version or the new one, never half of each. A cell's checkpoint is written
+after its metrics, so the newest checkpoint always has its metrics on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class CellStore:
+    """One cell's folder: checkpoints per generation, its metrics, samples and status."""
+
+    def __init__(self, root: Path, keep: str = "all"):
+        self.root = Path(root)
+        self.keep = keep
+
+    # -- coordinates and status -------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        path = self.root / "cell.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_info(self, **fields: Any) -> None:
+        info = {**self.info(), **fields}
+        atomic_write_text(self.root / "cell.json", json.dumps(info, indent=2, default=_json))
+
+    def set_status(self, status: str, message: str = "", generation: int | None = None) -> None:
+        self.write_info(status=status, message=message, generation=generation)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _checkpoint(self, generation: int) -> Path:
+        return self.root / "checkpoints" / f"gen_{generation:04d}.pkl"
+
+    def generations_saved(self) -> list[int]:
+        folder = self.root / "checkpoints"
+        if not folder.exists():
+            return []
+        return sorted(int(p.stem.split("_")[1]) for p in folder.glob("gen_*.pkl"))
+
+    def save(self, generation: int, payload: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        """Persist generation ``generation``: metrics first, then the checkpoint."""
+        write_parquet(self.root / "metrics.parquet", rows_frame(rows))
+        atomic_write_bytes(
+            self._checkpoint(generation), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        )
+        if self.keep == "last":
+            for g in self.generations_saved():
+                if g < generation:
+                    self._checkpoint(g).unlink(missing_ok=True)
+
+    def load(self, generation: int) -> dict[str, Any]:
+        with open(self._checkpoint(generation), "rb") as f:
+            return pickle.load(f)
+
+    def latest(self) -> tuple[int, dict[str, Any]] | None:
+        """The newest checkpoint, or ``None`` if the cell has not finished generation 0."""
+        saved = self.generations_saved()
+        return (saved[-1], self.load(saved[-1])) if saved else None
+
+    # -- samples and metrics ----------------------------------------------------------------
+    def save_samples(self, generation: int, samples: np.ndarray) -> None:
+        write_npy(self.root / "samples" / f"gen_{generation:04d}.npy", samples)
+
+    def samples(self) -> dict[int, np.ndarray]:
+        folder = self.root / "samples"
+        if not folder.exists():
+            return {}
+        return {int(p.stem.split("_")[1]): np.load(p) for p in sorted(folder.glob("gen_*.npy"))}
+
+    def metrics(self) -> pd.DataFrame:
+        path = self.root / "metrics.parquet"
+        return pd.read_parquet(path) if path.exists() else rows_frame([])
+
+    def save_theory(self, df: pd.DataFrame) -> None:
+        """Expected curves (generation, metric, value) for this cell, from closed forms."""
+        write_parquet(self.root / "theory.parquet", df)
+
+    def theory(self) -> pd.DataFrame | None:
+        path = self.root / "theory.parquet"
+        return pd.read_parquet(path) if path.exists() else None
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A cell's metric rows as the long table (generation, metric, value)."""
+    df = pd.DataFrame(rows, columns=["generation", "metric", "value"])
+    return df.astype({"generation": "int64", "metric": "string", "value": "float64"})
+
+
+class RunStore:
+    """A run directory: config, cells, the merged metrics table and the report."""
+
+    def __init__(self, root: Path, keep: str = "all"):
+        self.root = Path(root)
+        self.keep = keep
+
+    @classmethod
+    def create(cls, root: Path, config_text: str, keep: str = "all") -> RunStore:
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise ValueError(
+                f"--out: {str(root)!r} already exists and is not empty; choose another folder "
+                f"or continue it with 'autophagy resume {root}'"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / "config.yaml", config_text)
+        return cls(root, keep)
+
+    @classmethod
+    def open(cls, root: Path) -> RunStore:
+        root = Path(root)
+        if not (root / "config.yaml").exists():
+            raise ValueError(f"run directory {str(root)!r} has no config.yaml; is it a run?")
+        return cls(root)
+
+    @property
+    def config_text(self) -> str:
+        return (self.root / "config.yaml").read_text()
+
+    def cell(self, cell_id: str) -> CellStore:
+        return CellStore(self.root / "cells" / cell_id, keep=self.keep)
+
+    def cell_ids(self) -> list[str]:
+        folder = self.root / "cells"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
+
+    def cells(self) -> pd.DataFrame:
+        rows = []
+        for cid in self.cell_ids():
+            info = self.cell(cid).info()
+            rows.append({c: info.get(c) for c in CELL_COLUMNS} | {"cell": cid})
+        df = pd.DataFrame(rows, columns=CELL_COLUMNS)
+        return df.astype({"lambda": "float64"})
+
+    def collect_metrics(self) -> pd.DataFrame:
+        """Merge every cell's metrics with its coordinates and write ``metrics.parquet``."""
+        frames = []
+        for cid in self.cell_ids():
+            cell = self.cell(cid)
+            info = cell.info()
+            df = cell.metrics()
+            for key in ("label", "policy", "lambda", "seed"):
+                df.insert(0, key, info.get(key))
+            df.insert(0, "cell", cid)
+            frames.append(df)
+        columns = ["cell", "label", "policy", "lambda", "seed", "generation", "metric", "value"]
+        merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        merged = merged[columns].astype({"lambda": "float64", "value": "float64"})
+        write_parquet(self.root / "metrics.parquet", merged)
+        return merged
+
+    def metrics(self) -> pd.DataFrame:
+        path = self.root / "metrics.parquet"
+        return pd.read_parquet(path) if path.exists() else self.collect_metrics()
+
+    def save_real(self, points: np.ndarray) -> None:
+        """Held-out real points drawn behind the sample scatter plots."""
+        write_npy(self.root / "real.npy", np.asarray(points, dtype=np.float32))
+
+    def real_points(self) -> np.ndarray | None:
+        path = self.root / "real.npy"
+        return np.load(path) if path.exists() else None
+
+    def theory(self) -> pd.DataFrame | None:
+        """Expected curves per label: each cell's closed form, averaged over its seeds."""
+        frames = []
+        for cid in self.cell_ids():
+            df = self.cell(cid).theory()
+            if df is not None:
+                frames.append(df.assign(label=self.cell(cid).info().get("label", cid)))
+        if not frames:
+            return None
+        merged = pd.concat(frames, ignore_index=True)
+        return merged.groupby(["label", "generation", "metric"], as_index=False)["value"].mean()
+
+    def samples(self) -> dict[str, dict[int, np.ndarray]]:
+        return {cid: s for cid in self.cell_ids() if (s := self.cell(cid).samples())}
+
+    def __iter__(self) -> Iterator[CellStore]:
+        return (self.cell(c) for c in self.cell_ids())
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
