@@ -21,6 +21,10 @@ from autophagy.loop import resolve_metrics, run_cell
 from autophagy.models.registry import build_model
 from autophagy.policies import POLICIES, Policy, make_policy
 from autophagy.store import RunStore
+from autophagy.theory.overlay import gaussian_overlay
+
+REAL_POINTS_SAVED = 2000
+"""Held-out points kept in the run directory, drawn behind the sample scatter plots."""
 
 Event = dict[str, Any]
 
@@ -124,6 +128,12 @@ def run_cell_from_config(
         budget=config.model.budget, initial_budget=config.model.initial_budget,
         store=cell, progress=progress,
     )
+    overlay = gaussian_overlay(
+        model, spec.make_policy(), n=len(dataset.train), generations=config.loop.generations,
+        reference=result.reference, temperature=config.loop.temperature,
+    )
+    if overlay is not None:
+        cell.save_theory(overlay)
     emit({"cell": spec.cell_id, "done": result.status, "message": result.message})
     return result.status
 
@@ -148,7 +158,13 @@ def run_experiment(
     """Run every cell of ``config`` into ``store``; returns {cell id: status}."""
     cells = expand_grid(config)
     for spec in cells:
-        store.cell(spec.cell_id).write_info(**spec.info(), status="pending")
+        cell = store.cell(spec.cell_id)
+        if not cell.info():
+            cell.write_info(**spec.info(), status="pending")
+    if store.real_points() is None:
+        dataset = build_dataset(config, cells[0].seed)
+        if dataset.kind == "points":
+            store.save_real(dataset.test[:REAL_POINTS_SAVED])
     workers = config.run.workers or os.cpu_count() or 1
     workers = min(workers, len(cells))
     if config.run.executor == "inline" or workers == 1:

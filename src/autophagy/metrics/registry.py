@@ -27,7 +27,9 @@ from autophagy.metrics.distances import (
     sliced_wasserstein2,
     wasserstein2,
 )
+from autophagy.metrics.fid import FRECHET_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
+from autophagy.metrics.prdc import PRDC_METRICS
 from autophagy.models.base import has_log_prob
 
 __all__ = [
@@ -177,6 +179,8 @@ for _metric in [
         applies=lambda ctx: has_log_prob(ctx.model),
     ),
     *MOMENT_METRICS,
+    *PRDC_METRICS,
+    *FRECHET_METRICS,
 ]:
     register_metric(_metric)
 del _metric
@@ -192,4 +196,7 @@ DEFAULT_METRICS: list[str] = [
     "mean_shift_sq",
     "cov_trace_ratio",
 ]
-"""What the loop computes when a config names none; each is skipped where it does not apply."""
+"""What the loop computes when a config names none; each is skipped where it does not apply.
+
+``precision``, ``recall``, ``density``, ``coverage`` and ``frechet`` are registered but not
+default: ask for them by name."""

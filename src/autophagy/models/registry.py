@@ -33,6 +33,33 @@ MODELS: dict[str, ModelEntry] = {
         "autophagy.models.kde:KernelDensity",
         "Gaussian kernel density estimate, fixed or rule-of-thumb bandwidth",
     ),
+    "nsf": ModelEntry(
+        "autophagy.models.flows:NormalizingFlow",
+        "Neural spline flow (zuko), maximum likelihood, exact log_prob; the paper's 2-D model",
+        (("flow", "nsf"),),
+    ),
+    "maf": ModelEntry(
+        "autophagy.models.flows:NormalizingFlow",
+        "Masked autoregressive flow (zuko, affine), maximum likelihood, exact log_prob",
+        (("flow", "maf"),),
+    ),
+    "cfm": ModelEntry(
+        "autophagy.models.flow_matching:FlowMatching",
+        "Conditional flow matching (Lipman et al. 2023), option coupling: independent | ot",
+    ),
+    "otcfm": ModelEntry(
+        "autophagy.models.flow_matching:FlowMatching",
+        "Flow matching with minibatch optimal-transport coupling (OT-CFM, Tong et al. 2024)",
+        (("coupling", "ot"),),
+    ),
+    "ddpm": ModelEntry(
+        "autophagy.models.diffusion:DDPM",
+        "DDPM diffusion (Ho et al. 2020), epsilon prediction, option sampler: ddpm | ddim",
+    ),
+    "edm": ModelEntry(
+        "autophagy.models.diffusion:EDM",
+        "EDM diffusion (Karras et al. 2022): preconditioned denoiser, Heun sampler",
+    ),
 }
 
 

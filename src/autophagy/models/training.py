@@ -31,16 +31,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from autophagy.models.base import DivergedError as _BaseDivergedError
+
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
-Progress = Callable[[int, int, float], None]
+Progress = Callable[[int, int, float], None]  # (step, total, loss)
 
 
-class DivergedError(RuntimeError):
-    """Training produced a non-finite or exploding loss (or gradient).
+class DivergedError(_BaseDivergedError):
+    """:class:`autophagy.models.base.DivergedError` with the step and loss where training failed.
 
-    The loop records such a cell with status ``"diverged"`` instead of crashing the experiment:
-    under self-consuming training a model can blow up after some generations, and that is a
-    result, not a bug.
+    The loop catches the base class and records the cell as ``"diverged"`` instead of crashing
+    the experiment: under self-consuming training a model can blow up after some generations,
+    and that is a result, not a bug.
     """
 
     def __init__(self, message: str, *, step: int | None = None, loss: float | None = None):
@@ -81,20 +83,19 @@ class TrainConfig:
     max_loss: float = 1e6
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if int(self.budget) < 0:
-            raise ValueError(f"budget must be >= 0 samples, got {self.budget!r}")
-        if self.initial_budget is not None and int(self.initial_budget) < 0:
-            raise ValueError(f"initial_budget must be >= 0 samples, got {self.initial_budget!r}")
-        if int(self.warmup) < 0:
-            raise ValueError(f"warmup must be >= 0 samples, got {self.warmup!r}")
-        if not 0.0 <= float(self.ema) < 1.0:
-            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
-        if self.grad_clip is not None and float(self.grad_clip) < 0:
-            raise ValueError(f"grad_clip must be >= 0 or None, got {self.grad_clip!r}")
+        checks = [
+            ("lr", self.lr > 0, "a positive number"),
+            ("batch_size", int(self.batch_size) >= 1, "a positive integer"),
+            ("budget", int(self.budget) >= 0, "a number of samples >= 0"),
+            ("initial_budget", self.initial_budget is None or int(self.initial_budget) >= 0,
+             "a number of samples >= 0 or None"),
+            ("warmup", int(self.warmup) >= 0, "a number of samples >= 0"),
+            ("ema", 0.0 <= float(self.ema) < 1.0, "a decay in [0, 1)"),
+            ("grad_clip", self.grad_clip is None or float(self.grad_clip) >= 0, ">= 0 or None"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         resolve_device(self.device)
 
     def budget_for(self, cold: bool) -> int:
@@ -257,10 +258,8 @@ class Trainer:
             return
         if self.ema_module is None:
             self.ema_module = self._make_ema(self.module)
-        ema_p = list(self.ema_module.parameters())
-        p = [q.detach() for q in self.module.parameters()]
-        # ema <- decay * ema + (1 - decay) * p
-        torch._foreach_lerp_(ema_p, p, 1.0 - decay)
+        for p_ema, p in zip(self.ema_module.parameters(), self.module.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - decay)  # ema <- decay * ema + (1 - decay) * p
         for b_ema, b in zip(self.ema_module.buffers(), self.module.buffers(), strict=True):
             b_ema.copy_(b)
 
@@ -277,7 +276,7 @@ class Trainer:
         Minibatches walk through random permutations of ``data`` drawn from ``generator`` (epoch
         by epoch, so every point is seen equally often). Each step sets the warm-up learning rate,
         checks the loss, clips the gradient norm, steps AdamW and updates the EMA.
-        ``progress(step, total, loss)`` is called after every step.
+        ``progress(step, total, loss)`` is called about 20 times (and after the last step).
 
         Raises:
             DivergedError: the loss is NaN/inf or above ``max_loss`` in absolute value, or the
@@ -300,6 +299,7 @@ class Trainer:
         self.module.train()
         perm = torch.randperm(n, generator=generator)
         pos = 0
+        every = max(1, total // 20)
         for i in range(total):
             if pos + bs > n:
                 perm = torch.cat([perm[pos:], torch.randperm(n, generator=generator)])
@@ -332,13 +332,13 @@ class Trainer:
             self.step += 1
             self._update_ema()
             losses[i] = value
-            if progress is not None:
+            if progress is not None and ((i + 1) % every == 0 or i + 1 == total):
                 progress(i + 1, total, value)
         return TrainResult(total, total * bs, losses, time.perf_counter() - t0)
 
     # ---------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
-        """Module, EMA and optimizer states plus the step counter, as CPU tensors and plain values."""
+        """Module, EMA and optimizer states and the step counter, as CPU tensors and values."""
         if self.module is None or self.optimizer is None:
             return {"initialized": False}
         return {
@@ -367,3 +367,149 @@ class Trainer:
         else:
             self.ema_module = None
         self.step = int(state["step"])
+
+
+class NeuralModel:
+    """The :class:`~autophagy.models.base.GenerativeModel` glue shared by the torch families.
+
+    A family sets its hyper-parameters in ``__init__`` (including the :class:`TrainConfig` fields
+    ``lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay, device`` and
+    ``standardize``) and implements ``_make_module(shape)`` and ``_loss(module, batch,
+    generator)``; this class does ``fit`` (budgets, warm start, divergence), the data
+    standardisation and the checkpoints.
+
+    Standardisation (``standardize=True``): the per-feature mean and standard deviation of the data
+    of the *first* fit are stored (``shift_``, ``scale_``, in the state dict) and kept for the
+    model's life, also on later cold refits. The loop retrains on the model's own samples; a scaler
+    refit each generation would renormalise a shrinking or drifting distribution to unit scale and
+    hand each generation a different coordinate system. Build a new model to refit the scaler.
+    """
+
+    budget: int
+    standardize: bool
+
+    # --------------------------------------------------------- family hooks
+    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
+        raise NotImplementedError
+
+    def _loss(
+        self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _validate(self) -> None:
+        """Check the family's own hyper-parameters (raise ``ValueError`` naming the argument)."""
+
+    # --------------------------------------------------------------- helpers
+    def _train_config(self) -> TrainConfig:
+        names = ("lr", "batch_size", "budget", "initial_budget", "warmup", "grad_clip", "ema",
+                 "weight_decay", "device")
+        return TrainConfig(**{k: getattr(self, k) for k in names})
+
+    def _new_trainer(self) -> Trainer:
+        shape = self.shape_
+        return Trainer(lambda: self._make_module(shape), self._train_config())
+
+    def _trainer(self) -> Trainer:
+        trainer = getattr(self, "trainer_", None)
+        if trainer is None or not trainer.initialized:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        return trainer
+
+    def _to_model_space(self, x: np.ndarray) -> torch.Tensor:
+        """Data (n, *shape) -> standardised float32 tensor (n, *shape) on the model's device."""
+        x = np.asarray(x, dtype=np.float64)
+        u = (x - self.shift_) / self.scale_
+        return torch.as_tensor(u, dtype=torch.float32, device=self._trainer().device)
+
+    def _to_data_space(self, u: torch.Tensor) -> np.ndarray:
+        out = u.detach().double().cpu().numpy() * self.scale_ + self.shift_
+        if not np.all(np.isfinite(out)):
+            raise DivergedError(f"the {type(self).__name__} produced non-finite samples")
+        return out
+
+    @property
+    def eval_module(self) -> nn.Module:
+        """The module to sample with: the EMA copy when ``ema > 0``, else the trained weights."""
+        return self._trainer().eval_module
+
+    # ------------------------------------------------------------------ API
+    def fit(
+        self,
+        data: np.ndarray,
+        *,
+        warm_start: bool = False,
+        budget: int | None = None,
+        rng: np.random.Generator,
+        progress: Callable[..., None] | None = None,
+    ) -> NeuralModel:
+        """Train for ``budget`` samples seen (default: ``initial_budget`` cold, else ``budget``).
+
+        ``warm_start=True`` continues from the current weights, AdamW moments, EMA and step count
+        (a warm start on an unfitted model is a cold start); ``False`` draws fresh weights from
+        ``rng``. ``progress(step=, steps=)`` (the loop's callback) is told about training steps.
+
+        Raises:
+            DivergedError: the data hold NaN/inf (a previous generation blew up) or the loss
+                stopped being finite.
+        """
+        self._validate()
+        x = np.asarray(data, dtype=np.float64)
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"data must have shape (n, features...), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise DivergedError("the training data contain NaN or inf")
+        g = torch_generator(rng)
+        shape = tuple(int(s) for s in x.shape[1:])
+        if getattr(self, "shape_", None) is None:
+            self.shape_ = shape
+            if self.standardize:
+                self.shift_ = x.mean(axis=0)
+                self.scale_ = np.maximum(x.std(axis=0), 1e-6)
+            else:
+                self.shift_, self.scale_ = np.zeros(shape), np.ones(shape)
+        elif shape != self.shape_:
+            raise ValueError(f"data have shape {shape} per sample, the model was fitted on "
+                             f"{self.shape_}")
+        trainer = getattr(self, "trainer_", None)
+        cold = not warm_start or trainer is None or not trainer.initialized
+        if cold:
+            trainer = self._new_trainer()
+            trainer.reset(g)
+            self.trainer_ = trainer
+        else:
+            trainer.config = self._train_config()
+        n_seen = trainer.config.budget_for(cold) if budget is None else int(budget)
+        report = None
+        if progress is not None:
+            def report(step: int, total: int, loss: float) -> None:
+                progress(step=step, steps=total)
+        self.last_train_ = trainer.train(self._to_model_space(x), n_seen, g, self._loss, report)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sample shape, the fixed standardisation and the trainer (weights, EMA, AdamW, step)."""
+        if getattr(self, "shape_", None) is None:
+            return {"fitted": False}
+        trainer = getattr(self, "trainer_", None)
+        return {
+            "fitted": True,
+            "shape": list(self.shape_),
+            "shift": np.array(self.shift_, dtype=np.float64),
+            "scale": np.array(self.scale_, dtype=np.float64),
+            "trainer": {"initialized": False} if trainer is None else trainer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the constructor arguments must match the saved model's."""
+        self.trainer_ = None
+        if not state.get("fitted", False):
+            self.shape_ = None
+            return
+        self._validate()
+        self.shape_ = tuple(int(s) for s in state["shape"])
+        self.shift_ = np.array(state["shift"], dtype=np.float64)
+        self.scale_ = np.array(state["scale"], dtype=np.float64)
+        trainer = self._new_trainer()
+        trainer.load_state_dict(state["trainer"])
+        self.trainer_ = trainer

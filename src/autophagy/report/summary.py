@@ -33,6 +33,14 @@ VERDICT_STYLES = {
 }
 
 
+def metric_lower_is_better(metric: str) -> bool:
+    """The direction of ``metric``: from its registry entry, else from :data:`HIGHER_IS_BETTER`."""
+    from autophagy.metrics import METRICS
+
+    entry = METRICS.get(metric)
+    return entry.lower_is_better if entry is not None else metric not in HIGHER_IS_BETTER
+
+
 def verdict_rule(
     metric: str = "w2",
     *,
@@ -97,14 +105,14 @@ def verdict_table(
     - ``"n/a"``: otherwise no finite ``last``, or ``gen0`` missing or ``<= 0`` (the ratio is
       meaningless), or the label has no generation after 0.
 
-    ``lower_is_better=None`` infers the direction from the name (:data:`HIGHER_IS_BETTER`).
+    ``lower_is_better=None`` takes the direction from the metric registry (:func:`metric_lower_is_better`).
     Labels listed only in ``cells`` (cells that failed before writing a row) get a row too.
     The rule's text, with these numbers, is :func:`verdict_rule` and ``table.attrs["rule"]``.
     """
     if last < 1:
         raise ValueError(f"last must be >= 1 generation, got {last}")
     if lower_is_better is None:
-        lower_is_better = metric not in HIGHER_IS_BETTER
+        lower_is_better = metric_lower_is_better(metric)
     rows = metrics[metrics["metric"] == metric]
     frames = [rows] if cells is None else [rows, cells]
     order = list(label_colors(*frames))

@@ -1,0 +1,411 @@
+"""Diffusion models on points: DDPM (with DDPM and DDIM samplers) and EDM.
+
+As in NVlabs/edm and k-diffusion, the science is a handful of pure functions of tensors, each with
+the paper's equations in view: schedules (:func:`ddpm_schedule`, :func:`karras_sigmas`), losses
+(:func:`ddpm_loss`, :func:`edm_loss`), the EDM preconditioning (:func:`edm_denoise`) and samplers
+(:func:`ddpm_sample`, :func:`ddim_sample`, :func:`edm_sample`). They take the network (or any
+denoiser) as an argument, so they can be tested against closed forms with the exact denoiser of a
+Gaussian plugged in, no training involved. :class:`DDPM` and :class:`EDM` wire them to the loop's
+protocol through :class:`~autophagy.models.training.NeuralModel`; the network is a swappable part
+(:mod:`autophagy.models.networks`).
+
+Temperature: samplers scale every Gaussian draw (the initial noise and, for ancestral/DDIM with
+eta > 0, the per-step noise) by sqrt(temperature). For Gaussian data and a deterministic sampler
+this is exactly p^(1/temperature); otherwise an approximation.
+
+References:
+    | Denoising Diffusion Probabilistic Models (Ho et al., NeurIPS 2020)
+    | https://arxiv.org/abs/2006.11239
+    | Improved Denoising Diffusion Probabilistic Models (Nichol & Dhariwal, 2021) (cosine schedule)
+    | Denoising Diffusion Implicit Models (Song et al., ICLR 2021) https://arxiv.org/abs/2010.02502
+    | Elucidating the Design Space of Diffusion-Based Generative Models (Karras et al., NeurIPS
+    | 2022) https://arxiv.org/abs/2206.00364
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from autophagy.models.base import check_temperature
+from autophagy.models.flow_matching import make_network
+from autophagy.models.networks import NetworkBuilder
+from autophagy.models.training import NeuralModel, randn, torch_generator
+
+Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # net(x, c) with c of shape (n,)
+Noise = Callable[[tuple[int, ...]], torch.Tensor]  # draws standard normal noise of a shape
+SCHEDULES = ("linear", "cosine")
+
+
+def _b(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Broadcast a per-sample vector (n,) against a batch ``x`` of shape (n, ...)."""
+    return v.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+# ----------------------------------------------------------------------------------------- DDPM
+def ddpm_schedule(schedule: str = "linear", timesteps: int = 1000) -> torch.Tensor:
+    """Noise levels beta_1..beta_T (float64): ``"linear"`` from 1e-4 to 0.02 for T = 1000 (Ho et
+    al., 2020; both ends times 1000 / T otherwise) or ``"cosine"`` (Nichol & Dhariwal, 2021,
+    s = 0.008); both capped at 0.999."""
+    T = int(timesteps)
+    if T < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps!r}")
+    if schedule == "linear":
+        scale = 1000 / T
+        return torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64).clamp(max=0.999)
+    if schedule == "cosine":
+        s = 0.008
+        f = torch.cos((torch.arange(T + 1, dtype=torch.float64) / T + s) / (1 + s) * math.pi / 2)
+        abar = f**2 / f[0] ** 2
+        return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def ddpm_loss(
+    net: Net, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alphas_bar: torch.Tensor
+) -> torch.Tensor:
+    """The simple epsilon-prediction loss of Ho et al. (2020, eq. 14), t in 0..T-1 (step t + 1):
+
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps,   loss = mean |eps - eps_net(x_t, t / T)|^2.
+    """
+    abar = alphas_bar.to(x0)[t]
+    xt = _b(abar.sqrt(), x0) * x0 + _b((1 - abar).sqrt(), x0) * eps
+    c = t.to(x0.dtype) / len(alphas_bar)
+    return (net(xt, c) - eps).pow(2).reshape(len(x0), -1).sum(1).mean()
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_net: Net,
+    x: torch.Tensor,
+    betas: torch.Tensor,
+    noise: Noise,
+    *,
+    steps: int | None = None,
+    eta: float = 0.0,
+    clip: float | None = None,
+) -> torch.Tensor:
+    """Generalised DDIM sampler (Song et al., 2021, eq. 12) from x_T = ``x`` on ``steps`` evenly
+    spaced steps (all T when ``None``). With abar the cumulative products of 1 - beta:
+
+    x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t),
+    x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z,
+    sigma = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s).
+
+    ``eta = 0`` is the deterministic DDIM; ``eta = 1`` on all T steps is DDPM ancestral sampling
+    with the posterior variance beta~ (Ho et al., 2020). ``clip`` clamps x0_hat to [-clip, clip]
+    (and re-derives eps from it): schedules that end at abar_T ~ 0, such as the cosine one,
+    otherwise amplify the network's error on the first steps by 1 / sqrt(abar_T).
+    """
+    T = len(betas)
+    abar = torch.cumprod(1 - betas, 0)
+    n_steps = T if steps is None else int(steps)
+    if not 1 <= n_steps <= T:
+        raise ValueError(f"steps must be in 1..{T}, got {steps!r}")
+    ts = torch.linspace(T - 1, 0, n_steps, dtype=torch.float64).round().long().tolist()
+    ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
+    for i, t in enumerate(ts):
+        a_t = abar[t]
+        a_s = abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, dtype=torch.float64)
+        eps = eps_net(x, ones * (t / T))
+        x0 = (x - (1 - a_t).sqrt().item() * eps) / a_t.sqrt().item()
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+            eps = (x - a_t.sqrt().item() * x0) / (1 - a_t).sqrt().item()
+        sigma = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp(min=0).sqrt().item()
+        x = a_s.sqrt().item() * x0 + math.sqrt(max(float(1 - a_s) - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            x = x + sigma * noise(tuple(x.shape))
+    return x
+
+
+@torch.no_grad()
+def ddpm_sample(eps_net: Net, x: torch.Tensor, betas: torch.Tensor, noise: Noise) -> torch.Tensor:
+    """DDPM ancestral sampling (Ho et al., 2020, Algorithm 2) from x_T = ``x``, all T steps:
+
+    x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z   (t > 1),
+
+    with the variance sigma_t^2 = beta_t (exact for unit-variance data, which standardised data
+    have).
+    """
+    T = len(betas)
+    abar = torch.cumprod(1 - betas, 0)
+    ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
+    for t in range(T - 1, -1, -1):
+        beta, a_t = float(betas[t]), float(abar[t])
+        eps = eps_net(x, ones * (t / T))
+        x = (x - beta / math.sqrt(1 - a_t) * eps) / math.sqrt(1 - beta)
+        if t > 0:
+            x = x + math.sqrt(beta) * noise(tuple(x.shape))
+    return x
+
+
+# ------------------------------------------------------------------------------------------ EDM
+def edm_denoise(net: Net, x: torch.Tensor, sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """The EDM preconditioned denoiser D(x; sigma) (Karras et al., 2022, eq. 7 and Table 1):
+
+    D = c_skip x + c_out F(c_in x, c_noise),  c_skip = sd^2 / (sigma^2 + sd^2),
+    c_out = sigma sd / sqrt(sigma^2 + sd^2),  c_in = 1 / sqrt(sigma^2 + sd^2),
+    c_noise = log(sigma) / 4.
+    """
+    sigma = sigma.to(x.dtype).reshape(-1)
+    s = _b(sigma, x)
+    sd2 = sigma_data**2
+    c_skip = sd2 / (s**2 + sd2)
+    c_out = s * sigma_data / (s**2 + sd2).sqrt()
+    c_in = 1 / (s**2 + sd2).sqrt()
+    return c_skip * x + c_out * net(c_in * x, sigma.log() / 4)
+
+
+def edm_loss(
+    net: Net,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    eps: torch.Tensor,
+    *,
+    sigma_data: float = 1.0,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+) -> torch.Tensor:
+    """EDM training loss (Karras et al., 2022, eq. 8 and Table 1): ln sigma ~ N(P_mean, P_std^2)
+    (``sigma = exp(p_mean + p_std z)``), weight lambda = (sigma^2 + sd^2) / (sigma sd)^2,
+    loss = mean lambda |D(y + sigma eps; sigma) - y|^2."""
+    sigma = (p_mean + p_std * z).exp()
+    weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+    d = edm_denoise(net, y + _b(sigma, y) * eps, sigma, sigma_data)
+    return (weight * (d - y).pow(2).reshape(len(y), -1).sum(1)).mean()
+
+
+def karras_sigmas(
+    steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
+) -> torch.Tensor:
+    """The EDM time steps (Karras et al., 2022, eq. 5), ``steps`` levels from sigma_max down to
+    sigma_min, equally spaced in sigma^(1/rho), then a final 0 (float64, length steps + 1)."""
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    i = torch.arange(int(steps), dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    ramp = i / max(int(steps) - 1, 1)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
+
+@torch.no_grad()
+def edm_sample(
+    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+) -> torch.Tensor:
+    """EDM deterministic sampler (Karras et al., 2022, Algorithm 1): Heun's 2nd-order method on
+    the probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma, Euler on the last step to 0.
+
+    ``x`` is the initial noise already scaled by ``sigmas[0]``; ``denoiser(x, sigma)`` takes
+    sigma of shape (n,).
+    """
+    ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
+    for s_cur, s_next in zip(sigmas[:-1].tolist(), sigmas[1:].tolist(), strict=True):
+        d = (x - denoiser(x, s_cur * ones)) / s_cur
+        x_next = x + (s_next - s_cur) * d
+        if s_next > 0:
+            d_next = (x_next - denoiser(x_next, s_next * ones)) / s_next
+            x_next = x + (s_next - s_cur) * 0.5 * (d + d_next)
+        x = x_next
+    return x
+
+
+# -------------------------------------------------------------------------------------- models
+class _Diffusion(NeuralModel):
+    """Network options and training settings shared by :class:`DDPM` and :class:`EDM`."""
+
+    def _set_common(self, **kwargs: Any) -> None:
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
+        return make_network(self, shape)
+
+    def _noise(self, g: torch.Generator, tau: float) -> Noise:
+        device, scale = self._trainer().device, math.sqrt(tau)
+        return lambda shape: scale * randn(shape, g, device)
+
+
+_COMMON_DOC = """lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay,
+            device, standardize: see :class:`~autophagy.models.training.NeuralModel`.
+        network, hidden_features, time_features, network_options: the network ``net(x, c)``,
+            see :class:`~autophagy.models.flow_matching.FlowMatching`."""
+
+
+class DDPM(_Diffusion):
+    """Denoising diffusion (Ho et al., 2020) with epsilon prediction, DDPM or DDIM sampling.
+
+    Arguments:
+        schedule: ``"linear"`` or ``"cosine"`` beta schedule (:func:`ddpm_schedule`).
+        timesteps: T, the number of diffusion steps of training.
+        sampler: ``"ddpm"`` (ancestral, all T steps) or ``"ddim"`` (Song et al., 2021).
+        steps: DDIM steps (``None``: all T); ignored by ``"ddpm"``.
+        eta: DDIM stochasticity (0: deterministic).
+        clip: DDIM clamps its estimate of the (standardised) data to [-clip, clip] (``None``:
+            off), needed with the cosine schedule (see :func:`ddim_sample`).
+        {common}
+
+    Example:
+        >>> model = DDPM(sampler="ddim", steps=50).fit(x, rng=np.random.default_rng(0))
+    """
+
+    def __init__(
+        self,
+        schedule: Literal["linear", "cosine"] = "linear",
+        timesteps: int = 1000,
+        sampler: Literal["ddpm", "ddim"] = "ddpm",
+        steps: int | None = 100,
+        eta: float = 0.0,
+        clip: float | None = 5.0,
+        *,
+        network: str | NetworkBuilder = "mlp",
+        hidden_features: Sequence[int] = (128, 128, 128),
+        time_features: int = 32,
+        network_options: Mapping[str, Any] | None = None,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        budget: int = 16_384,
+        initial_budget: int | None = 512_000,
+        warmup: int = 0,
+        grad_clip: float | None = 1.0,
+        ema: float = 0.0,
+        weight_decay: float = 0.0,
+        device: str = "auto",
+        standardize: bool = True,
+    ):
+        self.schedule, self.timesteps, self.sampler, self.steps, self.eta = (
+            schedule, timesteps, sampler, steps, eta)
+        self.clip = clip
+        self._set_common(
+            network=network, hidden_features=hidden_features, time_features=time_features,
+            network_options=network_options, lr=lr, batch_size=batch_size, budget=budget,
+            initial_budget=initial_budget, warmup=warmup, grad_clip=grad_clip, ema=ema,
+            weight_decay=weight_decay, device=device, standardize=standardize)
+
+    def _validate(self) -> None:
+        ddpm_schedule(self.schedule, 1)
+        if int(self.timesteps) < 1:
+            raise ValueError(f"timesteps must be >= 1, got {self.timesteps!r}")
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {self.sampler!r}")
+        if self.sampler == "ddim" and self.steps is not None and not (
+            1 <= int(self.steps) <= int(self.timesteps)
+        ):
+            raise ValueError(f"steps must be in 1..timesteps={self.timesteps}, got {self.steps!r}")
+
+    @property
+    def betas_(self) -> torch.Tensor:
+        return ddpm_schedule(self.schedule, int(self.timesteps))
+
+    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        T = int(self.timesteps)
+        t = torch.randint(0, T, (len(batch),), generator=generator).to(batch.device)
+        eps = randn(tuple(batch.shape), generator, batch.device)
+        return ddpm_loss(module, batch, t, eps, torch.cumprod(1 - self.betas_, 0))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
+    ) -> np.ndarray:
+        """``n`` samples by DDPM ancestral sampling or DDIM from x_T ~ N(0, temperature I)."""
+        module = self.eval_module
+        noise = self._noise(torch_generator(rng), check_temperature(temperature))
+        x = noise((int(n), *self.shape_))
+        if self.sampler == "ddpm":
+            x = ddpm_sample(module, x, self.betas_, noise)
+        else:
+            clip = None if self.clip is None else float(self.clip)
+            x = ddim_sample(module, x, self.betas_, noise, steps=self.steps, eta=float(self.eta),
+                            clip=clip)
+        return self._to_data_space(x)
+
+
+class EDM(_Diffusion):
+    """Diffusion in the EDM formulation (Karras et al., 2022): preconditioned denoiser,
+    log-normal noise levels in training, Heun sampler on the Karras (rho = 7) schedule.
+
+    Data are standardised, so ``sigma_data = 1`` by default.
+
+    Arguments:
+        sigma_data, p_mean, p_std: preconditioning and training noise distribution
+            (:func:`edm_denoise`, :func:`edm_loss`).
+        steps, sigma_min, sigma_max, rho: the sampler's schedule (:func:`karras_sigmas`);
+            ``2 * steps - 1`` network evaluations.
+        {common}
+
+    Example:
+        >>> model = EDM(steps=18).fit(x, rng=np.random.default_rng(0))
+    """
+
+    def __init__(
+        self,
+        sigma_data: float = 1.0,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
+        steps: int = 18,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+        rho: float = 7.0,
+        *,
+        network: str | NetworkBuilder = "mlp",
+        hidden_features: Sequence[int] = (128, 128, 128),
+        time_features: int = 32,
+        network_options: Mapping[str, Any] | None = None,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        budget: int = 16_384,
+        initial_budget: int | None = 512_000,
+        warmup: int = 0,
+        grad_clip: float | None = 1.0,
+        ema: float = 0.0,
+        weight_decay: float = 0.0,
+        device: str = "auto",
+        standardize: bool = True,
+    ):
+        self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
+        self.steps, self.sigma_min, self.sigma_max, self.rho = steps, sigma_min, sigma_max, rho
+        self._set_common(
+            network=network, hidden_features=hidden_features, time_features=time_features,
+            network_options=network_options, lr=lr, batch_size=batch_size, budget=budget,
+            initial_budget=initial_budget, warmup=warmup, grad_clip=grad_clip, ema=ema,
+            weight_decay=weight_decay, device=device, standardize=standardize)
+
+    def _validate(self) -> None:
+        if not float(self.sigma_data) > 0:
+            raise ValueError(f"sigma_data must be positive, got {self.sigma_data!r}")
+        if not 0 < float(self.sigma_min) < float(self.sigma_max):
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min!r}, "
+                             f"{self.sigma_max!r}")
+        karras_sigmas(int(self.steps))
+
+    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        z = randn((len(batch),), generator, batch.device)
+        eps = randn(tuple(batch.shape), generator, batch.device)
+        return edm_loss(module, batch, z, eps, sigma_data=float(self.sigma_data),
+                        p_mean=float(self.p_mean), p_std=float(self.p_std))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
+    ) -> np.ndarray:
+        """``n`` samples: x ~ N(0, temperature sigma_max^2 I) integrated down to sigma = 0."""
+        module = self.eval_module
+        noise = self._noise(torch_generator(rng), check_temperature(temperature))
+        sigmas = karras_sigmas(int(self.steps), float(self.sigma_min), float(self.sigma_max),
+                               float(self.rho))
+        sd = float(self.sigma_data)
+        x = noise((int(n), *self.shape_)) * float(sigmas[0])
+        x = edm_sample(lambda y, s: edm_denoise(module, y, s, sd), x, sigmas)
+        return self._to_data_space(x)
+
+
+DDPM.__doc__ = (DDPM.__doc__ or "").format(common=_COMMON_DOC)
+EDM.__doc__ = (EDM.__doc__ or "").format(common=_COMMON_DOC)

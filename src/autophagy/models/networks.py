@@ -1,0 +1,120 @@
+"""Networks ``f(x, c)`` of a sample and a noise level, for flow matching and diffusion.
+
+The science of a family (its path, loss and sampler) is written against one small contract so that
+the network is a swappable part, as in NVlabs/edm: a module called as ``net(x, c)`` with ``x`` of
+shape ``(n, *shape)`` and ``c`` of shape ``(n,)`` (flow-matching time in [0, 1], DDPM ``t / T``,
+EDM ``c_noise = log(sigma) / 4``), returning a tensor of the shape of ``x``.
+
+Families name their network with ``network`` (a key of :data:`NETWORKS`, or a callable
+``builder(shape, **options) -> nn.Module``) and pass its options; points use :class:`MLP`. Image
+networks (a UNet) register here later under their own name with the same contract.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+NetworkBuilder = Callable[..., nn.Module]
+
+
+class SinusoidalEmbedding(nn.Module):
+    """Sinusoidal features of a scalar (Vaswani et al., 2017; the DDPM time embedding).
+
+    ``c`` is multiplied by ``scale`` (1000: a level in [0, 1] behaves like a DDPM step index) and
+    mapped to ``[cos(c w_k), sin(c w_k)]`` with frequencies ``w_k`` geometric from 1 to
+    ``1 / max_period``; the raw ``c`` is appended so that slow trends stay linear.
+
+    Example:
+        >>> SinusoidalEmbedding(16)(torch.rand(5)).shape
+        torch.Size([5, 17])
+    """
+
+    def __init__(self, features: int = 32, *, scale: float = 1000.0, max_period: float = 10_000.0):
+        super().__init__()
+        if features < 2 or features % 2:
+            raise ValueError(f"time_features must be an even number >= 2, got {features!r}")
+        half = features // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.scale = float(scale)
+        self.out_features = features + 1
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        c = c.reshape(-1).to(torch.float32)
+        angles = (self.scale * c)[:, None] * self.freqs[None, :]
+        return torch.cat([angles.cos(), angles.sin(), c[:, None]], dim=1)
+
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+}
+
+
+class MLP(nn.Module):
+    """A fully connected network ``f(x, c)`` for point data: the velocity or denoiser of a toy.
+
+    The sample (flattened) and a sinusoidal embedding of ``c`` are concatenated and passed through
+    ``hidden_features`` layers with ``activation``; the output has the shape of ``x``.
+
+    Arguments:
+        shape: shape of one sample, e.g. ``(2,)``.
+        hidden_features: widths of the hidden layers.
+        time_features: size of the sinusoidal embedding of ``c`` (even).
+        activation: ``"silu"``, ``"relu"``, ``"gelu"`` or ``"elu"``.
+
+    Example:
+        >>> net = MLP((2,), hidden_features=(64, 64))
+        >>> net(torch.randn(5, 2), torch.rand(5)).shape
+        torch.Size([5, 2])
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        hidden_features: Sequence[int] = (128, 128, 128),
+        time_features: int = 32,
+        activation: str = "silu",
+    ):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}"
+            )
+        self.shape = tuple(int(s) for s in shape)
+        features = math.prod(self.shape)
+        self.embedding = SinusoidalEmbedding(int(time_features))
+        widths = [features + self.embedding.out_features, *(int(h) for h in hidden_features)]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
+        layers.append(nn.Linear(widths[-1], features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x.reshape(len(x), -1), self.embedding(c)], dim=1)
+        return self.net(h).reshape(x.shape)
+
+
+NETWORKS: dict[str, NetworkBuilder] = {"mlp": MLP}
+"""Network builders by name: ``builder(shape, **options) -> nn.Module`` called as ``net(x, c)``."""
+
+
+def build_network(
+    network: str | NetworkBuilder, shape: Sequence[int], options: Mapping[str, Any] | None = None
+) -> nn.Module:
+    """Build ``network`` (a name in :data:`NETWORKS` or a builder) for samples of ``shape``."""
+    if isinstance(network, str):
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+        network = NETWORKS[network]
+    if not callable(network):
+        raise ValueError(f"network must be a name or a callable builder, got {network!r}")
+    return network(tuple(int(s) for s in shape), **dict(options or {}))
