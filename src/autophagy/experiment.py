@@ -95,7 +95,10 @@ def check_config(config: Config) -> None:
     """Everything that can fail before training, checked before a run directory exists:
     the dataset loads, the model builds, the policies fit the data, the metrics exist."""
     cells = expand_grid(config)
-    dataset = build_dataset(config, cells[0].seed)
+    try:
+        dataset = build_dataset(config, cells[0].seed)
+    except ValueError as err:
+        raise ValueError(_name_data_field(str(err))) from None
     build_model(config.model.name, config.model.options)
     for spec in cells:
         spec.make_policy().check(len(dataset.train), dataset.pool)
@@ -104,6 +107,17 @@ def check_config(config: Config) -> None:
         raise ValueError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
         )
+
+
+def _name_data_field(message: str) -> str:
+    """Dataset errors name their field (``data.name``, ``data.options``) for the CLI's one line."""
+    if message.startswith("data"):
+        return message
+    if message.startswith("unknown dataset"):
+        return f"data.name: {message}"
+    if message.startswith("unknown option"):
+        return f"data.options: {message}"
+    return f"data: {message}"
 
 
 def run_cell_from_config(
