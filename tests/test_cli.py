@@ -162,3 +162,22 @@ def test_worker_processes_give_the_same_numbers_as_inline(tiny_run, tmp_path):
     inline = pd.read_parquet(out / "metrics.parquet").sort_values(key).reset_index(drop=True)
     procs = pd.read_parquet(tmp_path / "p" / "metrics.parquet").sort_values(key)
     pd.testing.assert_frame_equal(inline, procs.reset_index(drop=True))
+
+
+def test_theory_gaussian_prints_closed_form_beside_simulation():
+    result = runner.invoke(app, ["theory", "gaussian", "--n", "40", "--generations", "4",
+                                 "--seeds", "400", "--dim", "1"])
+    assert result.exit_code == 0, result.output
+    # fully synthetic MLE: E Sigma_t / sigma^2 = ((n - 1) / n) ** (t + 1) from the truth
+    assert f"{(39 / 40) ** 5:.4g}" in result.output
+    assert "inside the 99% interval" in result.output
+
+
+def test_theory_stability_reports_largest_lambda_and_refuses_bad_constants():
+    result = runner.invoke(app, ["theory", "stability", "--lambda", "0.2", "--lambda", "0.9",
+                                 "--eps", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "largest stable lambda: 0.6667" in result.output
+    assert "no guarantee" in result.output  # 0.9 * 1.5 >= 1
+    bad = runner.invoke(app, ["theory", "stability", "--alpha", "0"])
+    assert bad.exit_code == 2 and "alpha" in bad.output
