@@ -28,20 +28,29 @@ from autophagy.policies import parse_policy
 from autophagy.theory import simulate_gaussian_loop
 
 
-def time_simulation(seeds: int, *, n: int, d: int, generations: int, policy: str,
-                    repeats: int) -> float:
+def time_simulation(
+    seeds: int, *, n: int, d: int, generations: int, policy: str, repeats: int
+) -> float:
     """Best wall time (s) of ``repeats`` runs of the vectorised loop over ``seeds`` seeds."""
     best = float("inf")
     for r in range(repeats):
         start = time.perf_counter()
-        simulate_gaussian_loop(n=n, generations=generations, policy=policy, seeds=seeds,
-                               mean=np.zeros(d), cov=np.eye(d), rng_seed=r)
+        simulate_gaussian_loop(
+            n=n,
+            generations=generations,
+            policy=policy,
+            seeds=seeds,
+            mean=np.zeros(d),
+            cov=np.eye(d),
+            rng_seed=r,
+        )
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def time_loop_per_seed(loop_seeds: int, *, n: int, d: int, generations: int, policy: str,
-                       n_eval: int) -> float:
+def time_loop_per_seed(
+    loop_seeds: int, *, n: int, d: int, generations: int, policy: str, n_eval: int
+) -> float:
     """Mean wall time (s) of one seed through ``run_cell`` (dataset building not counted)."""
     metrics = [get_metric("mean_shift_sq"), get_metric("cov_trace_ratio")]
     pol = parse_policy(policy)
@@ -51,8 +60,9 @@ def time_loop_per_seed(loop_seeds: int, *, n: int, d: int, generations: int, pol
         datasets.append(dataset_from_array(x, seed=seed))
     start = time.perf_counter()
     for seed, dataset in enumerate(datasets):
-        cell = run_cell(GaussianMLE(), dataset, pol, generations, seed=seed, metrics=metrics,
-                        n_eval=n_eval)
+        cell = run_cell(
+            GaussianMLE(), dataset, pol, generations, seed=seed, metrics=metrics, n_eval=n_eval
+        )
         assert cell.status == "done", cell.message
     return (time.perf_counter() - start) / loop_seeds
 
@@ -64,8 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=100, help="real samples per run")
     parser.add_argument("--d", type=int, default=2, help="dimension")
     parser.add_argument("--policy", default="mixed:1")
-    parser.add_argument("--loop-seeds", type=int, default=20,
-                        help="seeds actually run through run_cell (then extrapolated)")
+    parser.add_argument(
+        "--loop-seeds",
+        type=int,
+        default=20,
+        help="seeds actually run through run_cell (then extrapolated)",
+    )
     parser.add_argument("--n-eval", type=int, default=10, help="run_cell's evaluation samples")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -78,11 +92,15 @@ def main(argv: list[str] | None = None) -> None:
         loop = per_seed * seeds
         rows.append((seeds, sim, loop, loop / sim))
 
-    title = (f"Gaussian MLE loop: {args.generations} generations, n={args.n}, d={args.d}, "
-             f"policy {args.policy}")
-    note = (f"run_cell timed on {args.loop_seeds} seeds ({per_seed * 1e3:.2f} ms/seed, "
-            f"n_eval={args.n_eval}) and extrapolated linearly; simulation: best of "
-            f"{args.repeats}, measured")
+    title = (
+        f"Gaussian MLE loop: {args.generations} generations, n={args.n}, d={args.d}, "
+        f"policy {args.policy}"
+    )
+    note = (
+        f"run_cell timed on {args.loop_seeds} seeds ({per_seed * 1e3:.2f} ms/seed, "
+        f"n_eval={args.n_eval}) and extrapolated linearly; simulation: best of "
+        f"{args.repeats}, measured"
+    )
     try:
         from rich.console import Console
         from rich.table import Table
@@ -94,8 +112,12 @@ def main(argv: list[str] | None = None) -> None:
         print(note)
         return
     table = Table(title=title, caption=note)
-    for name in ("seeds", "simulate_gaussian_loop (s)", "run_cell one seed at a time (s)",
-                 "speed-up"):
+    for name in (
+        "seeds",
+        "simulate_gaussian_loop (s)",
+        "run_cell one seed at a time (s)",
+        "speed-up",
+    ):
         table.add_column(name, justify="right")
     for seeds, sim, loop, ratio in rows:
         table.add_row(f"{seeds:,}", f"{sim:.3f}", f"{loop:.2f} (extrapolated)", f"{ratio:,.0f}x")

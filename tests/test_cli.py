@@ -14,10 +14,25 @@ from autophagy.cli import app
 runner = CliRunner()
 
 TINY = [
-    "--set", "data.n_train=120", "--set", "data.n_test=300", "--set", "loop.generations=2",
-    "--set", "seed=[0, 1]", "--set", "loop.lambda=[0.5]", "--set", "eval.n_samples=200",
-    "--set", "eval.metrics=[w2, energy, nll]", "--set", "model.options.n_components=4",
-    "--set", "run.executor=inline", "--quiet",
+    "--set",
+    "data.n_train=120",
+    "--set",
+    "data.n_test=300",
+    "--set",
+    "loop.generations=2",
+    "--set",
+    "seed=[0, 1]",
+    "--set",
+    "loop.lambda=[0.5]",
+    "--set",
+    "eval.n_samples=200",
+    "--set",
+    "eval.metrics=[w2, energy, nll]",
+    "--set",
+    "model.options.n_components=4",
+    "--set",
+    "run.executor=inline",
+    "--quiet",
 ]
 
 
@@ -39,8 +54,12 @@ def test_run_writes_config_metrics_checkpoints_figures_and_report(tiny_run):
     assert set(metrics.label) == {"mixed λ=0.5", "fully_synthetic"}
     assert np.isfinite(metrics.value).all()
     cells = sorted(p.name for p in (out / "cells").iterdir())
-    assert cells == ["fully_synthetic-seed0", "fully_synthetic-seed1",
-                     "mixed-lam0.5-seed0", "mixed-lam0.5-seed1"]
+    assert cells == [
+        "fully_synthetic-seed0",
+        "fully_synthetic-seed1",
+        "mixed-lam0.5-seed0",
+        "mixed-lam0.5-seed1",
+    ]
     ckpts = sorted(p.name for p in (out / "cells" / cells[0] / "checkpoints").iterdir())
     assert ckpts == ["gen_0000.pkl", "gen_0001.pkl", "gen_0002.pkl"]
     figures = {p.name for p in (out / "figures").iterdir()}
@@ -127,8 +146,7 @@ ERRORS = [
 @pytest.mark.parametrize(("args", "field", "hint"), ERRORS, ids=[e[1] + "-" + e[2] for e in ERRORS])
 def test_bad_input_is_one_clear_line_exit_2_and_no_run_directory(tmp_path, args, field, hint):
     args = [
-        f"data.path={_bad_file(tmp_path, a.split(':', 1)[1])}" if "=FILE:" in a else a
-        for a in args
+        f"data.path={_bad_file(tmp_path, a.split(':', 1)[1])}" if "=FILE:" in a else a for a in args
     ]
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", *args, "--out", str(out), "--quiet"])
@@ -156,7 +174,9 @@ def test_report_of_a_folder_that_is_not_a_run_fails_cleanly(tmp_path):
 def test_worker_processes_give_the_same_numbers_as_inline(tiny_run, tmp_path):
     out, _ = tiny_run
     args = [a.replace("run.executor=inline", "run.executor=processes") for a in TINY]
-    result = runner.invoke(app, ["run", *args, "--set", "run.workers=2", "--out", str(tmp_path / "p")])
+    result = runner.invoke(
+        app, ["run", *args, "--set", "run.workers=2", "--out", str(tmp_path / "p")]
+    )
     assert result.exit_code == 0, result.output
     key = ["cell", "generation", "metric"]
     inline = pd.read_parquet(out / "metrics.parquet").sort_values(key).reset_index(drop=True)
@@ -165,8 +185,10 @@ def test_worker_processes_give_the_same_numbers_as_inline(tiny_run, tmp_path):
 
 
 def test_theory_gaussian_prints_closed_form_beside_simulation():
-    result = runner.invoke(app, ["theory", "gaussian", "--n", "40", "--generations", "4",
-                                 "--seeds", "400", "--dim", "1"])
+    result = runner.invoke(
+        app,
+        ["theory", "gaussian", "--n", "40", "--generations", "4", "--seeds", "400", "--dim", "1"],
+    )
     assert result.exit_code == 0, result.output
     # fully synthetic MLE: E Sigma_t / sigma^2 = ((n - 1) / n) ** (t + 1) from the truth
     assert f"{(39 / 40) ** 5:.4g}" in result.output
@@ -174,8 +196,9 @@ def test_theory_gaussian_prints_closed_form_beside_simulation():
 
 
 def test_theory_stability_reports_largest_lambda_and_refuses_bad_constants():
-    result = runner.invoke(app, ["theory", "stability", "--lambda", "0.2", "--lambda", "0.9",
-                                 "--eps", "0.5"])
+    result = runner.invoke(
+        app, ["theory", "stability", "--lambda", "0.2", "--lambda", "0.9", "--eps", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     assert "largest stable lambda: 0.6667" in result.output
     assert "no guarantee" in result.output  # 0.9 * 1.5 >= 1

@@ -264,7 +264,9 @@ def test_unknown_option_names_the_option_and_the_accepted_ones():
 def test_unknown_option_for_a_dataset_without_options_says_it_takes_none(monkeypatch):
     entry = DatasetEntry("bare", sampler=lambda n, rng: np.zeros((n, 2)))
     monkeypatch.setitem(DATASETS, "bare", entry)
-    with pytest.raises(ValueError, match="^unknown option 'noise' for dataset 'bare'; it takes none"):
+    with pytest.raises(
+        ValueError, match="^unknown option 'noise' for dataset 'bare'; it takes none"
+    ):
         load_dataset("bare", noise=0.1)
 
 

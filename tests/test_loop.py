@@ -64,10 +64,18 @@ def test_same_seed_gives_identical_numbers_and_other_seed_differs(moons):
 
 def test_evaluation_never_moves_the_training_trajectory(moons):
     """More metrics or more evaluation samples draw from the evaluation stream only."""
-    few = autophagy.run_loop(GaussianMLE(), moons, "fully_synthetic", 5, seed=0,
-                             metrics=["cov_trace_ratio"], n_eval=50)
-    many = autophagy.run_loop(GaussianMLE(), moons, "fully_synthetic", 5, seed=0,
-                              metrics=["w2", "energy", "mmd", "cov_trace_ratio"], n_eval=500)
+    few = autophagy.run_loop(
+        GaussianMLE(), moons, "fully_synthetic", 5, seed=0, metrics=["cov_trace_ratio"], n_eval=50
+    )
+    many = autophagy.run_loop(
+        GaussianMLE(),
+        moons,
+        "fully_synthetic",
+        5,
+        seed=0,
+        metrics=["w2", "energy", "mmd", "cov_trace_ratio"],
+        n_eval=500,
+    )
     ratio = many[many.metric == "cov_trace_ratio"].reset_index(drop=True)
     pd.testing.assert_frame_equal(few, ratio)
 
@@ -79,16 +87,18 @@ def test_metric_value_does_not_depend_on_which_other_metrics_run(moons):
 
 
 def test_lambda_zero_refits_the_real_data_and_nothing_drifts(moons):
-    df = autophagy.run_loop(GaussianMLE(), moons, "mixed:0", 4, seed=0,
-                            metrics=["cov_trace_ratio", "mean_shift_sq"])
+    df = autophagy.run_loop(
+        GaussianMLE(), moons, "mixed:0", 4, seed=0, metrics=["cov_trace_ratio", "mean_shift_sq"]
+    )
     piv = df.pivot(index="generation", columns="metric", values="value")
     np.testing.assert_allclose(piv.cov_trace_ratio, 1.0)
     np.testing.assert_allclose(piv.mean_shift_sq, 0.0, atol=1e-24)
 
 
 def test_user_model_runs_through_public_api_and_shrinks_under_fully_synthetic(moons):
-    df = autophagy.run_loop(BoxModel(), moons, "fully_synthetic", 8, seed=0,
-                            metrics=["w2", "nll", "cov_trace_ratio"])
+    df = autophagy.run_loop(
+        BoxModel(), moons, "fully_synthetic", 8, seed=0, metrics=["w2", "nll", "cov_trace_ratio"]
+    )
     piv = df.pivot(index="generation", columns="metric", values="value")
     assert set(piv.columns) == {"w2", "nll", "cov_trace_ratio"}
     # the box only shrinks: the sample variance a generation stands for falls
@@ -127,8 +137,15 @@ class NaNAfter(GaussianMixture):
 
 def test_divergence_is_recorded_and_earlier_generations_are_kept(moons, tmp_path):
     store = CellStore(tmp_path / "cell")
-    result = run_cell(NaNAfter(2, n_components=4), moons, parse_policy("mixed:0.5"), 5, seed=0,
-                      metrics=resolve_metrics(["w2"]), store=store)
+    result = run_cell(
+        NaNAfter(2, n_components=4),
+        moons,
+        parse_policy("mixed:0.5"),
+        5,
+        seed=0,
+        metrics=resolve_metrics(["w2"]),
+        store=store,
+    )
     assert result.status == "diverged"
     assert "non-finite" in result.message
     assert sorted(result.metrics.generation) == [0, 1]
@@ -161,8 +178,9 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, policy)
     with pytest.raises(KeyboardInterrupt):
         run_cell(InterruptAt(4, n_components=4), data, parse_policy(policy), 5, store=store, **kw)
     assert store.generations_saved() == [0, 1, 2]
-    resumed = run_cell(GaussianMixture(n_components=4), data, parse_policy(policy), 5,
-                       store=store, **kw)
+    resumed = run_cell(
+        GaussianMixture(n_components=4), data, parse_policy(policy), 5, store=store, **kw
+    )
     assert resumed.status == "done"
     pd.testing.assert_frame_equal(whole.metrics, resumed.metrics)
     pd.testing.assert_frame_equal(whole.metrics, store.metrics())

@@ -17,7 +17,9 @@ app = typer.Typer(
     help="Self-consuming generative models: retrain a model on its own samples, generation after "
     "generation, mixed with real data, and measure what happens against theory.",
 )
-theory_app = typer.Typer(no_args_is_help=True, help="Closed forms of the theory, checked by simulation.")
+theory_app = typer.Typer(
+    no_args_is_help=True, help="Closed forms of the theory, checked by simulation."
+)
 app.add_typer(theory_app, name="theory")
 console = Console()
 err_console = Console(stderr=True)
@@ -32,13 +34,23 @@ def fail(message: str, code: int = 2) -> None:
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", "-p",
-                      help="A built-in preset ('autophagy list' shows them).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s",
-                    help="Override a field: key.sub=value (YAML value), repeatable, "
-                    "e.g. --set loop.lambda=[0,0.5] --set loop.generations=10.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o",
-                   help="Run directory (default: runs/<name>-<time>).")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", "-p", help="A built-in preset ('autophagy list' shows them)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a field: key.sub=value (YAML value), repeatable, "
+            "e.g. --set loop.lambda=[0,0.5] --set loop.generations=10.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run directory (default: runs/<name>-<time>)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run an experiment; with no options, the default job (preset 'default')."""
@@ -92,12 +104,15 @@ def _execute(cfg, store, quiet: bool) -> None:
 
     cells = expand_grid(cfg)
     try:
-        with ExperimentProgress(len(cells), cfg.loop.generations, console,
-                                enabled=not quiet) as progress:
+        with ExperimentProgress(
+            len(cells), cfg.loop.generations, console, enabled=not quiet
+        ) as progress:
             statuses = run_experiment(cfg, store, progress)
     except KeyboardInterrupt:
-        err_console.print(f"interrupted; finished generations are saved. Continue with:\n"
-                          f"  autophagy resume {store.root}")
+        err_console.print(
+            f"interrupted; finished generations are saved. Continue with:\n"
+            f"  autophagy resume {store.root}"
+        )
         raise typer.Exit(130) from None
     html = build_report(store, console=console)
     console.print(f"report: {html}")
@@ -123,7 +138,7 @@ def report(
 @app.command("list")
 def list_() -> None:
     """Show datasets, models, policies, metrics and presets."""
-    from autophagy.config import preset_dir, preset_names, load_yaml
+    from autophagy.config import load_yaml, preset_dir, preset_names
     from autophagy.data import describe_datasets
     from autophagy.metrics import METRICS
     from autophagy.models.registry import MODELS
@@ -134,10 +149,13 @@ def list_() -> None:
         ("models (model.name)", [(k, v.description) for k, v in MODELS.items()]),
         ("policies (loop.policy)", [(k, v[1]) for k, v in POLICIES.items()]),
         ("metrics (eval.metrics)", [(k, m.description) for k, m in METRICS.items()]),
-        ("presets (--preset)", [
-            (p, load_yaml(preset_dir() / f"{p}.yaml").get("description", ""))
-            for p in preset_names()
-        ]),
+        (
+            "presets (--preset)",
+            [
+                (p, load_yaml(preset_dir() / f"{p}.yaml").get("description", ""))
+                for p in preset_names()
+            ],
+        ),
     ]
     for title, rows in sections:
         table = Table(title=title, title_justify="left", show_header=False, box=None)
@@ -153,8 +171,12 @@ def list_() -> None:
 def theory_gaussian(
     n: Annotated[int, typer.Option(help="Real samples per generation.")] = 100,
     generations: Annotated[int, typer.Option(help="Generations after the first fit.")] = 20,
-    policy: Annotated[str, typer.Option(help="mixed, fully_synthetic, accumulate or fresh_real; "
-                                        "'mixed:0.5' sets lambda.")] = "fully_synthetic",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="mixed, fully_synthetic, accumulate or fresh_real; 'mixed:0.5' sets lambda."
+        ),
+    ] = "fully_synthetic",
     dim: Annotated[int, typer.Option(help="Dimension of the Gaussian (identity covariance).")] = 2,
     seeds: Annotated[int, typer.Option(help="Simulated runs, vectorised.")] = 2000,
     unbiased: Annotated[bool, typer.Option(help="Divide the covariance by n - 1.")] = False,
@@ -170,21 +192,41 @@ def theory_gaussian(
     try:
         cov = np.eye(dim)
         expected = expected_gaussian_trajectory_from_truth(
-            n=n, generations=generations, policy=policy, cov=cov, unbiased=unbiased,
+            n=n,
+            generations=generations,
+            policy=policy,
+            cov=cov,
+            unbiased=unbiased,
             temperature=temperature,
         )
         start = time.perf_counter()
         sim = simulate_gaussian_loop(
-            n=n, generations=generations, policy=policy, seeds=seeds, mean=np.zeros(dim),
-            cov=cov, unbiased=unbiased, temperature=temperature, rng_seed=seed,
+            n=n,
+            generations=generations,
+            policy=policy,
+            seeds=seeds,
+            mean=np.zeros(dim),
+            cov=cov,
+            unbiased=unbiased,
+            temperature=temperature,
+            rng_seed=seed,
         )
         elapsed = time.perf_counter() - start
     except ValueError as err:
         fail(str(err))
-    table = Table(title=f"Gaussian MLE, {policy}, n={n}, d={dim}: theory vs {seeds} simulated "
-                  f"runs ({elapsed:.2f} s)", title_justify="left")
-    for col in ("generation", "E tr Σ_t / d", "simulated ± 99% CI", "E‖μ_t-μ‖²",
-                "simulated ± 99% CI", "agree"):
+    table = Table(
+        title=f"Gaussian MLE, {policy}, n={n}, d={dim}: theory vs {seeds} simulated "
+        f"runs ({elapsed:.2f} s)",
+        title_justify="left",
+    )
+    for col in (
+        "generation",
+        "E tr Σ_t / d",
+        "simulated ± 99% CI",
+        "E‖μ_t-μ‖²",
+        "simulated ± 99% CI",
+        "agree",
+    ):
         table.add_column(col, justify="right")
     z = 2.576
     quantities = [
@@ -202,21 +244,25 @@ def theory_gaussian(
         n_agree += ok
         table.add_row(*cells, "[green]yes[/green]" if ok else "[red]no[/red]")
     console.print(table)
-    console.print(f"{n_agree}/{len(shown)} generations inside the 99% interval on both moments "
-                  "(about 2% of rows may fall outside by chance).")
+    console.print(
+        f"{n_agree}/{len(shown)} generations inside the 99% interval on both moments "
+        "(about 2% of rows may fall outside by chance)."
+    )
 
 
 @theory_app.command("stability")
 def theory_stability(
-    lam: Annotated[list[float], typer.Option("--lambda", help="Synthetic-to-real ratio; "
-                                             "repeat for several.")] = [0.1, 0.5, 1.0],  # noqa: B006
+    lam: Annotated[
+        list[float], typer.Option("--lambda", help="Synthetic-to-real ratio; repeat for several.")
+    ] = [0.1, 0.5, 1.0],  # noqa: B006
     L: Annotated[float, typer.Option("--L", help="Lipschitz constant of x -> grad log p.")] = 1.0,
     eps: Annotated[float, typer.Option(help="W1 distance of the best model to the data.")] = 0.1,
     alpha: Annotated[float, typer.Option(help="Strong concavity of the likelihood.")] = 1.0,
     generations: Annotated[int, typer.Option(help="Generations of the bound.")] = 10,
     d0: Annotated[float, typer.Option(help="Initial distance ||theta_0 - theta*||.")] = 1.0,
-    error: Annotated[float, typer.Option(help="Per-generation optimisation + statistical "
-                                         "error (Theorem 2).")] = 0.0,
+    error: Annotated[
+        float, typer.Option(help="Per-generation optimisation + statistical error (Theorem 2).")
+    ] = 0.0,
 ) -> None:
     """The paper's stability condition lambda (1 + L eps / alpha) < 1, its contraction factor
     and the bound on ||theta_t - theta*|| per lambda."""
@@ -228,16 +274,19 @@ def theory_stability(
     )
 
     try:
-        console.print(f"largest stable lambda: {max_stable_lambda(L, eps, alpha):.4g} "
-                      f"(L={L:g}, eps={eps:g}, alpha={alpha:g})")
+        console.print(
+            f"largest stable lambda: {max_stable_lambda(L, eps, alpha):.4g} "
+            f"(L={L:g}, eps={eps:g}, alpha={alpha:g})"
+        )
         table = Table(title_justify="left")
         for col in ("lambda", "stable", "rho", f"bound at t={generations}"):
             table.add_column(col, justify="right")
         for value in lam:
             if stability_condition(value, L, eps, alpha):
                 rho = contraction_factor(value, L, eps, alpha)
-                bound = distance_bound(generations, value, L, eps, alpha,
-                                       initial_distance=d0, error=error)[-1]
+                bound = distance_bound(
+                    generations, value, L, eps, alpha, initial_distance=d0, error=error
+                )[-1]
                 table.add_row(f"{value:g}", "[green]yes[/green]", f"{rho:.4g}", f"{bound:.4g}")
             else:
                 table.add_row(f"{value:g}", "[red]no[/red]", "-", "no guarantee")

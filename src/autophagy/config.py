@@ -171,7 +171,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply ``key.sub=value`` (value parsed as YAML: ``[0, 0.5]``, ``true``, ``3``)."""
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set: expected key=value (e.g. loop.generations=10), got {assignment!r}")
+        raise ConfigError(
+            f"--set: expected key=value (e.g. loop.generations=10), got {assignment!r}"
+        )
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
@@ -214,6 +216,9 @@ def validate(data: dict[str, Any]) -> Config:
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out

@@ -76,7 +76,9 @@ def expand_grid(config: Config) -> list[CellSpec]:
                 cells.append(CellSpec(name, seed, fraction=config.loop.fraction))
             else:
                 cells.append(CellSpec(name, seed))
-    return sorted(set(cells), key=lambda c: (config.loop.policy.index(c.policy), c.lam or 0, c.seed))
+    return sorted(
+        set(cells), key=lambda c: (config.loop.policy.index(c.policy), c.lam or 0, c.seed)
+    )
 
 
 def build_dataset(config: Config, seed: int) -> Dataset:
@@ -86,8 +88,13 @@ def build_dataset(config: Config, seed: int) -> Dataset:
         n_pool = 20 * max(1, math.floor(config.loop.fraction * d.n_train))
     extra = {"path": d.path} if d.path is not None else {}
     return load_dataset(
-        d.name, n_train=d.n_train, n_test=d.n_test, n_pool=n_pool,
-        seed=d.seed if d.seed is not None else seed, **extra, **d.options,
+        d.name,
+        n_train=d.n_train,
+        n_test=d.n_test,
+        n_pool=n_pool,
+        seed=d.seed if d.seed is not None else seed,
+        **extra,
+        **d.options,
     )
 
 
@@ -136,15 +143,27 @@ def run_cell_from_config(
         emit({"cell": spec.cell_id, **event})
 
     result = run_cell(
-        model, dataset, spec.make_policy(), config.loop.generations, seed=spec.seed,
-        metrics=resolve_metrics(config.eval.metrics), warm_start=config.loop.warm_start,
-        temperature=config.loop.temperature, n_eval=config.eval.n_samples,
-        budget=config.model.budget, initial_budget=config.model.initial_budget,
-        store=cell, progress=progress,
+        model,
+        dataset,
+        spec.make_policy(),
+        config.loop.generations,
+        seed=spec.seed,
+        metrics=resolve_metrics(config.eval.metrics),
+        warm_start=config.loop.warm_start,
+        temperature=config.loop.temperature,
+        n_eval=config.eval.n_samples,
+        budget=config.model.budget,
+        initial_budget=config.model.initial_budget,
+        store=cell,
+        progress=progress,
     )
     overlay = gaussian_overlay(
-        model, spec.make_policy(), n=len(dataset.train), generations=config.loop.generations,
-        reference=result.reference, temperature=config.loop.temperature,
+        model,
+        spec.make_policy(),
+        n=len(dataset.train),
+        generations=config.loop.generations,
+        reference=result.reference,
+        temperature=config.loop.temperature,
     )
     if overlay is not None:
         cell.save_theory(overlay)
@@ -197,8 +216,9 @@ def _run_processes(config, cells, store, emit, workers) -> dict[str, str]:
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_limit_threads) as pool:
             futures = {
-                pool.submit(_worker, config.model_dump_json(by_alias=True), s, str(store.root),
-                            queue): s
+                pool.submit(
+                    _worker, config.model_dump_json(by_alias=True), s, str(store.root), queue
+                ): s
                 for s in cells
             }
             pending = set(futures)

@@ -133,8 +133,9 @@ def run_cell(
         for generation in range(start, generations + 1):
             if generation == 0:
                 step(0, "fitting generation 0 on real data")
-                _fit(model, real, warm_start=False, budget=initial_budget, rng=rng,
-                     progress=progress)
+                _fit(
+                    model, real, warm_start=False, budget=initial_budget, rng=rng, progress=progress
+                )
             else:
                 step(generation, f"generation {generation}: sampling and refitting")
                 synth = np.asarray(
@@ -142,13 +143,19 @@ def run_cell(
                 )
                 if not np.all(np.isfinite(synth)):
                     raise DivergedError(f"generation {generation}: non-finite synthetic samples")
-                train, state = policy.next_training_set(real, synth, state, rng=rng,
-                                                        pool=dataset.pool)
-                _fit(model, train, warm_start=warm_start, budget=budget, rng=rng,
-                     progress=progress)
+                train, state = policy.next_training_set(
+                    real, synth, state, rng=rng, pool=dataset.pool
+                )
+                _fit(model, train, warm_start=warm_start, budget=budget, rng=rng, progress=progress)
             new_rows, samples = _evaluate(
-                model, dataset, metrics, seed=seed, generation=generation, n_eval=n_eval,
-                reference=reference, temperature=eval_temperature,
+                model,
+                dataset,
+                metrics,
+                seed=seed,
+                generation=generation,
+                n_eval=n_eval,
+                reference=reference,
+                temperature=eval_temperature,
             )
             rows.extend(new_rows)
             samples_by_gen[generation] = samples
@@ -219,9 +226,17 @@ def run_loop(
     elif not isinstance(dataset, Dataset):
         dataset = dataset_from_array(np.asarray(dataset), seed=seed)
     result = run_cell(
-        model, dataset, parse_policy(policy), int(generations), seed=seed,
-        metrics=resolve_metrics(metrics), warm_start=warm_start, temperature=temperature,
-        n_eval=n_eval, budget=budget, initial_budget=initial_budget,
+        model,
+        dataset,
+        parse_policy(policy),
+        int(generations),
+        seed=seed,
+        metrics=resolve_metrics(metrics),
+        warm_start=warm_start,
+        temperature=temperature,
+        n_eval=n_eval,
+        budget=budget,
+        initial_budget=initial_budget,
     )
     if result.status != "done":
         raise RuntimeError(f"cell {result.status}: {result.message}")

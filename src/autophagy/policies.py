@@ -110,7 +110,9 @@ class Accumulate(Policy):
 
     def __post_init__(self):
         if not (math.isfinite(self.ratio) and self.ratio > 0):
-            raise ValueError(f"lambda must be a finite number > 0 for accumulate, got {self.ratio!r}")
+            raise ValueError(
+                f"lambda must be a finite number > 0 for accumulate, got {self.ratio!r}"
+            )
 
     @property
     def lam(self) -> float:
@@ -177,7 +179,9 @@ POLICIES: dict[str, tuple[type[Policy], str]] = {
 def make_policy(name: str, *, lam: float | None = None, fraction: float | None = None) -> Policy:
     """Build a policy by name; ``lam`` feeds mixed/accumulate, ``fraction`` feeds fresh_real."""
     if name not in POLICIES:
-        raise ValueError(f"loop.policy: unknown policy {name!r}; choose from: {', '.join(POLICIES)}")
+        raise ValueError(
+            f"loop.policy: unknown policy {name!r}; choose from: {', '.join(POLICIES)}"
+        )
     cls = POLICIES[name][0]
     if cls.uses_lambda:
         return cls() if lam is None else cls(float(lam))
@@ -187,7 +191,7 @@ def make_policy(name: str, *, lam: float | None = None, fraction: float | None =
 
 
 def parse_policy(spec: str | Policy) -> Policy:
-    """``"mixed:0.5"``, ``"fully_synthetic"``, ``"accumulate"``, ``"fresh_real:0.3"`` or a Policy."""
+    """"mixed:0.5", "fully_synthetic", "accumulate", "fresh_real:0.3" or a Policy instance."""
     if isinstance(spec, Policy):
         return spec
     name, _, arg = str(spec).partition(":")

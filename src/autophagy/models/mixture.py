@@ -66,7 +66,9 @@ class GaussianMixture:
                 f"n_components={self.n_components} needs at least that many training points, "
                 f"got {x.shape[0]}"
             )
-        seed = int(rng.integers(2**31 - 1))  # drawn either way: warm and cold runs use the RNG alike
+        seed = int(
+            rng.integers(2**31 - 1)
+        )  # drawn either way: warm and cold runs use the RNG alike
         if warm_start and self.gmm_ is not None:
             gmm = self.gmm_.set_params(warm_start=True, random_state=seed)
         else:

@@ -105,7 +105,8 @@ def verdict_table(
     - ``"n/a"``: otherwise no finite ``last``, or ``gen0`` missing or ``<= 0`` (the ratio is
       meaningless), or the label has no generation after 0.
 
-    ``lower_is_better=None`` takes the direction from the metric registry (:func:`metric_lower_is_better`).
+    ``lower_is_better=None`` takes the direction from the metric registry
+    (:func:`metric_lower_is_better`).
     Labels listed only in ``cells`` (cells that failed before writing a row) get a row too.
     The rule's text, with these numbers, is :func:`verdict_rule` and ``table.attrs["rule"]``.
     """

@@ -38,8 +38,12 @@ def gaussian_overlay(
     if cov0 is None:
         return None
     traj = expected_gaussian_trajectory(
-        n=n, generations=generations, policy=policy, cov0=np.asarray(cov0),
-        unbiased=model.unbiased, temperature=temperature,
+        n=n,
+        generations=generations,
+        policy=policy,
+        cov0=np.asarray(cov0),
+        unbiased=model.unbiased,
+        temperature=temperature,
     )
     gens = np.arange(generations + 1)
     return pd.concat(
