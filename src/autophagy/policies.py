@@ -191,7 +191,7 @@ def make_policy(name: str, *, lam: float | None = None, fraction: float | None =
 
 
 def parse_policy(spec: str | Policy) -> Policy:
-    """"mixed:0.5", "fully_synthetic", "accumulate", "fresh_real:0.3" or a Policy instance."""
+    """Parse "mixed:0.5", "fully_synthetic", "fresh_real:0.3", ... (or pass a Policy through)."""
     if isinstance(spec, Policy):
         return spec
     name, _, arg = str(spec).partition(":")
