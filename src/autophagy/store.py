@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,27 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from autophagy.atomic import atomic_write_bytes, atomic_write_text
+
 CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -98,7 +78,9 @@ class CellStore:
         """Persist generation ``generation``: metrics first, then the checkpoint."""
         write_parquet(self.root / "metrics.parquet", rows_frame(rows))
         atomic_write_bytes(
-            self._checkpoint(generation), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            self._checkpoint(generation),
+            pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL),
+            durable=True,
         )
         if self.keep == "last":
             for g in self.generations_saved():

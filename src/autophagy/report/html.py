@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from autophagy.atomic import atomic_write_text
 from autophagy.report.plots import (
     SE_MIN_SEEDS,
-    atomic_open,
     label_colors,
     metric_title,
     order_metrics,
@@ -183,13 +183,6 @@ def _figure(caption: str, path: str | os.PathLike) -> str:
     )
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`.plots.atomic_open`)."""
-    with atomic_open(path, "w") as handle:
-        handle.write(text)
-    return Path(path)
-
-
 def write_report(
     out_dir: str | os.PathLike,
     *,
@@ -271,7 +264,7 @@ def write_report(
         notes=notes,
         colors=colors,
     )
-    return write_text_atomic(out_dir / "report.html", html)
+    return atomic_write_text(out_dir / "report.html", html)
 
 
 def _safe_name(metric: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autophagy.report.plots import atomic_open
+from autophagy.atomic import atomic_open
 
 MIN_TILE = 64
 """Images smaller than this many pixels a side are upscaled by an integer factor to reach it."""

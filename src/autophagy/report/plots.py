@@ -14,11 +14,9 @@ from __future__ import annotations
 import math
 import os
 import re
-import secrets
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -28,6 +26,8 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from autophagy.atomic import atomic_open
 
 POLICY_ORDER = ("mixed", "accumulate", "replace", "fresh_real", "curated")
 """Policies in display order; unknown policies follow alphabetically, ``fully_synthetic`` last."""
@@ -471,27 +471,6 @@ def _outside_share(points: np.ndarray, limits: tuple[tuple[float, float], ...]) 
     x, y = points[:, 0], points[:, 1]
     inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     return float(1.0 - inside.mean())
-
-
-@contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a hidden temp file beside ``path``; on success ``os.replace`` it onto ``path``.
-
-    Readers see the old file or the whole new one, never a torn write; on error the temp file is
-    removed. Created with ``open(..., "x")`` so permissions follow the umask like any other file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(
-            tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})
-        ) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:

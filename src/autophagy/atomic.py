@@ -1,0 +1,54 @@
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the whole new one.
+
+Every file of a run directory goes through here: written to a hidden temporary name beside its
+target, then ``os.replace``-d onto it, so a crash or Ctrl-C never leaves a torn checkpoint, table
+or figure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", *, durable: bool = False
+) -> Iterator[IO]:
+    """Open a hidden temp file beside ``path``; on success ``os.replace`` it onto ``path``.
+
+    On error the temp file is removed and ``path`` is untouched. ``durable=True`` also fsyncs
+    before the rename, so the file survives a power loss, not just a killed process (used for
+    checkpoints). Created with mode ``"x"``, so permissions follow the umask.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(
+            tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})
+        ) as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = False) -> Path:
+    with atomic_open(path, "wb", durable=durable) as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
