@@ -136,3 +136,31 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.bin"]  # no temp file left
+
+
+def test_image_runs_get_a_grid_of_image_grids(tmp_path):
+    metrics = curves({"fully_synthetic": [[1.0, 1.5, 2.0]]}, metric="energy")
+    cells = pd.DataFrame(
+        {
+            "cell": ["fully_synthetic-0"],
+            "label": ["fully_synthetic"],
+            "policy": ["fully_synthetic"],
+            "lambda": [math.nan],
+            "seed": [0],
+            "status": ["done"],
+            "message": [""],
+        }
+    )
+    rng = np.random.default_rng(0)
+    samples = {"fully_synthetic-0": {g: rng.uniform(-1, 1, (20, 1, 8, 8)) for g in range(3)}}
+    html = write_report(
+        tmp_path,
+        title="t",
+        config_text="",
+        metrics=metrics,
+        cells=cells,
+        samples=samples,
+        verdict_metric="energy",
+    ).read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert (tmp_path / "figures" / "samples.png").exists()

@@ -30,6 +30,8 @@ import pandas as pd
 
 from autophagy.atomic import atomic_write_bytes, atomic_write_text
 
+SAVED_IMAGES = 64
+"""Image samples kept per generation (as .npy and a PNG grid)."""
 CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
 
 
@@ -98,7 +100,16 @@ class CellStore:
 
     # -- samples and metrics ----------------------------------------------------------------
     def save_samples(self, generation: int, samples: np.ndarray) -> None:
-        write_npy(self.root / "samples" / f"gen_{generation:04d}.npy", samples)
+        """Points: every evaluation sample. Images: the first :data:`SAVED_IMAGES` and their PNG
+        grid (a generation's 1,000 CIFAR-size samples would weigh 12 MB; the grid is what a
+        reader looks at)."""
+        path = self.root / "samples" / f"gen_{generation:04d}.npy"
+        if samples.ndim == 4:
+            from autophagy.report.images import save_image_grid
+
+            samples = samples[:SAVED_IMAGES]
+            save_image_grid(samples, path.with_suffix(".png"))
+        write_npy(path, samples)
 
     def samples(self) -> dict[int, np.ndarray]:
         folder = self.root / "samples"

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_text
+from autophagy.report.images import plot_image_generations
 from autophagy.report.plots import (
     SE_MIN_SEEDS,
     label_colors,
@@ -235,8 +236,17 @@ def write_report(
                 path,
             )
         )
+    elif samples and _is_images(samples):
+        label_of = dict(zip(cells["cell"], cells["label"], strict=True))
+        seeds = dict(zip(cells["cell"], cells["seed"], strict=True))
+        fig = plot_image_generations(samples, labels=label_of, seeds=seeds)
+        path = save_figure(fig, fig_dir / "samples.png")
+        figures.append(
+            ("Samples of each label's lowest seed across generations (the first 16 of each "
+             "generation; every generation's grid is in cells/<cell>/samples/).", path)
+        )
     elif samples:
-        notes.append("Samples are not 2-D points, so no scatter grid was drawn.")
+        notes.append("Samples are neither 2-D points nor images, so no sample grid was drawn.")
 
     metric = verdict_metric
     if not (finite["metric"] == metric).any() and len(metrics_to_plot):
@@ -269,6 +279,11 @@ def write_report(
 
 def _safe_name(metric: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", metric) or "metric"
+
+
+def _is_images(samples: Mapping[str, Mapping[int, np.ndarray]]) -> bool:
+    shapes = [np.shape(x) for per_gen in samples.values() for x in per_gen.values()]
+    return bool(shapes) and all(len(s) == 4 for s in shapes)
 
 
 def _is_2d(samples: Mapping[str, Mapping[int, np.ndarray]]) -> bool:

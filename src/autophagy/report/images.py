@@ -97,3 +97,39 @@ def save_image_grid(
     with atomic_open(path, "wb") as handle:
         picture.save(handle, format="PNG")
     return Path(path)
+
+
+def plot_image_generations(
+    samples: dict[str, dict[int, np.ndarray]],
+    *,
+    labels: dict[str, str],
+    seeds: dict[str, int] | None = None,
+    max_cols: int = 6,
+    per_panel: int = 16,
+):
+    """Grid of image grids: one row per label (its lowest seed), one column per generation, so
+    loss of diversity or quality reads left to right."""
+    import matplotlib.pyplot as plt
+
+    from autophagy.report.plots import _pick_generations, _representative_cells
+
+    rows = _representative_cells(samples, labels, seeds)
+    gens = _pick_generations(samples, rows.values(), None, max_cols)
+    fig, axes = plt.subplots(
+        len(rows), len(gens), figsize=(1.9 * len(gens), 2.0 * len(rows)), squeeze=False
+    )
+    for i, (label, cell) in enumerate(rows.items()):
+        for j, gen in enumerate(gens):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if gen in samples[cell]:
+                grid = image_grid(samples[cell][gen][:per_panel])
+                ax.imshow(grid.squeeze(), cmap="gray" if grid.shape[-1] == 1 else None)
+            if i == 0:
+                ax.set_title(f"gen {gen}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle("Samples across generations", fontsize=10)
+    fig.tight_layout()
+    return fig
