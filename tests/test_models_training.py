@@ -115,6 +115,7 @@ def test_sampling_is_deterministic_under_a_seed(name):
     assert a.shape == (50, 2) and np.isfinite(a).all()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+    assert model.sample(0, rng=np.random.default_rng(7)).shape == (0, 2)
     refit = tiny(name).fit(blobs(), rng=np.random.default_rng(0))
     np.testing.assert_array_equal(refit.sample(50, rng=np.random.default_rng(7)), a)
 

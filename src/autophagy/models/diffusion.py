@@ -316,6 +316,8 @@ class DDPM(_Diffusion):
         self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
     ) -> np.ndarray:
         """``n`` samples by DDPM ancestral sampling or DDIM from x_T ~ N(0, temperature I)."""
+        if int(n) == 0:
+            return self._no_samples()
         module = self.eval_module
         noise = self._noise(torch_generator(rng), check_temperature(temperature))
         x = noise((int(n), *self.shape_))
@@ -397,6 +399,8 @@ class EDM(_Diffusion):
         self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
     ) -> np.ndarray:
         """``n`` samples: x ~ N(0, temperature sigma_max^2 I) integrated down to sigma = 0."""
+        if int(n) == 0:
+            return self._no_samples()
         module = self.eval_module
         noise = self._noise(torch_generator(rng), check_temperature(temperature))
         sigmas = karras_sigmas(int(self.steps), float(self.sigma_min), float(self.sigma_max),

@@ -206,7 +206,8 @@ class FlowMatching(NeuralModel):
         n = len(batch)
         x0 = randn(tuple(batch.shape), generator, batch.device)
         t = torch.rand(n, generator=generator).to(batch.device)
-        eps = randn(tuple(batch.shape), generator, batch.device) if self.sigma > 0 else 0 * x0
+        eps = (randn(tuple(batch.shape), generator, batch.device) if self.sigma > 0
+               else torch.zeros_like(x0))
         x0, x1 = couple(x0, batch, self.coupling)
         return cfm_loss(module, x0, x1, t, eps, float(self.sigma))
 
@@ -215,6 +216,8 @@ class FlowMatching(NeuralModel):
         self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
     ) -> np.ndarray:
         """``n`` samples: x0 ~ N(0, temperature * I) carried to t = 1 by the learned ODE."""
+        if int(n) == 0:
+            return self._no_samples()
         module = self.eval_module
         tau = check_temperature(temperature)
         g = torch_generator(rng)

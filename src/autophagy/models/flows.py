@@ -158,6 +158,8 @@ class NormalizingFlow(NeuralModel):
         self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
     ) -> np.ndarray:
         """``n`` samples: base noise N(0, temperature * I) through the inverse flow."""
+        if int(n) == 0:
+            return self._no_samples()
         module = self.eval_module
         tau = check_temperature(temperature)
         g = torch_generator(rng)

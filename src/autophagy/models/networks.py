@@ -69,6 +69,8 @@ class MLP(nn.Module):
         hidden_features: widths of the hidden layers.
         time_features: size of the sinusoidal embedding of ``c`` (even).
         activation: ``"silu"``, ``"relu"``, ``"gelu"`` or ``"elu"``.
+        time_scale: ``c`` is multiplied by this before the embedding (see
+            :class:`SinusoidalEmbedding`).
 
     Example:
         >>> net = MLP((2,), hidden_features=(64, 64))
@@ -82,6 +84,7 @@ class MLP(nn.Module):
         hidden_features: Sequence[int] = (128, 128, 128),
         time_features: int = 32,
         activation: str = "silu",
+        time_scale: float = 1000.0,
     ):
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -90,7 +93,7 @@ class MLP(nn.Module):
             )
         self.shape = tuple(int(s) for s in shape)
         features = math.prod(self.shape)
-        self.embedding = SinusoidalEmbedding(int(time_features))
+        self.embedding = SinusoidalEmbedding(int(time_features), scale=float(time_scale))
         widths = [features + self.embedding.out_features, *(int(h) for h in hidden_features)]
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:], strict=True):

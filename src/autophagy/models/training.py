@@ -4,8 +4,9 @@ Why one trainer: the retraining loop compares families under the same rules. Eve
 is trained for a *budget* of samples seen per generation (the paper counts images seen,
 ``num_mimg``), warm-started from the previous generation's weights *and optimizer state*
 (Bertrand et al., 2024, fine-tune each generation), with the same learning-rate warm-up, gradient
-clipping, EMA of the weights and divergence check. A family only supplies a module factory and a
-loss ``loss_fn(module, batch, generator) -> scalar``.
+clipping, EMA of the weights and divergence check. A family subclasses :class:`NeuralModel` (the
+loop's protocol: budgets, warm start, a fixed standardisation, checkpoints) and only supplies a
+module factory and a loss ``loss_fn(module, batch, generator) -> scalar``.
 
 Determinism: all randomness (initial weights, minibatch order, any noise the loss draws) comes from
 one ``torch.Generator`` derived from the numpy ``rng`` handed to ``fit`` (:func:`torch_generator`),
@@ -203,6 +204,11 @@ class Trainer:
     def initialized(self) -> bool:
         """Whether a module exists (after :meth:`reset` or :meth:`load_state_dict`)."""
         return self.module is not None
+
+    def _no_samples(self) -> np.ndarray:
+        """``sample(0)``: an empty array of the sample shape (the loop asks for it at lambda 0)."""
+        self._trainer()
+        return np.empty((0, *self.shape_))
 
     @property
     def eval_module(self) -> nn.Module:
@@ -427,6 +433,11 @@ class NeuralModel:
         if not np.all(np.isfinite(out)):
             raise DivergedError(f"the {type(self).__name__} produced non-finite samples")
         return out
+
+    def _no_samples(self) -> np.ndarray:
+        """``sample(0)``: an empty array of the sample shape (the loop asks for it at lambda 0)."""
+        self._trainer()
+        return np.empty((0, *self.shape_))
 
     @property
     def eval_module(self) -> nn.Module:
