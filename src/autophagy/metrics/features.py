@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +112,10 @@ class InceptionFeatures(FeatureExtractor):
             )
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         try:
-            self.module = torch.jit.load(str(self.path), map_location=self.device)
+            # torch.jit is deprecated, but the standard Inception file is TorchScript.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(self.path), map_location=self.device)
         except Exception as e:  # torch raises RuntimeError, zipfile/pickle errors, ...
             raise ValueError(
                 f"{str(self.path)!r} (from {source}) is not a TorchScript module ({e}); expected "
@@ -139,6 +143,7 @@ class InceptionFeatures(FeatureExtractor):
         if tuple(t.shape[2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
             size = (INCEPTION_SIZE, INCEPTION_SIZE)
             t = F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+            t = t.clamp_(0.0, 255.0)  # float rounding can overshoot by ~1e-5
         return t.contiguous()
 
     def __call__(self, x: Any) -> np.ndarray:

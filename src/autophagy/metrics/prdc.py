@@ -53,6 +53,8 @@ _CHUNK_BYTES = 1 << 28
 """Memory for one chunk of the fast pass (float32 distances and two boolean masks)."""
 _EXTRA_CANDIDATES = 4
 """Neighbour candidates kept beyond k+1 in the fast pass, so its ranking errors can be caught."""
+_GROUP = 64
+"""Columns per group in the two-stage nearest-candidate search."""
 
 
 def prdc(
@@ -77,9 +79,11 @@ def prdc(
     import torch
 
     single = _is_float32(real_features) and _is_float32(fake_features)
+    if device is None:  # the device of a torch input, else the CPU
+        tensors = [a for a in (real_features, fake_features) if isinstance(a, torch.Tensor)]
+        device = tensors[0].device if tensors else "cpu"
     x = _as_tensor(real_features, device)
-    y = _as_tensor(fake_features, device if device is not None else x.device)
-    x = x.to(y.device)
+    y = _as_tensor(fake_features, device)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: real {x.shape[1]}, fake {y.shape[1]}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -98,7 +102,7 @@ def prdc(
     rows = chunk_size or max(1, _CHUNK_BYTES // (9 * width))
     rows = min(rows, width)
     # Reused buffers: fresh multi-MB tensors cost a page fault per 4 kB on every chunk.
-    scratch = torch.empty(2 * rows * width, dtype=fast.dtype, device=x.device)
+    scratch = torch.empty(2 * rows * (width + _GROUP), dtype=fast.dtype, device=x.device)
     flags = torch.empty(rows * width, dtype=torch.bool, device=x.device)
 
     t_real = _thresholds(_radii(x, fast.left_x, fast.right_x, k, fast.eps, rows, scratch), single)
@@ -130,11 +134,12 @@ def prdc(
     del scratch, flags
 
     # Settle in float64 what the fast pass could not: whole rows, and whole columns of counts.
-    for part in torch.split(torch.cat(unsure_rows), rows):
+    exact_rows = max(1, rows // 4)  # float64 and temporaries: keep to the chunk's budget
+    for part in torch.split(torch.cat(unsure_rows), exact_rows):
         d2 = _exact_d2(x[part], y)
         covered[part] = (d2 < t_real[part, None]).any(1)
         recalled[part] = (d2 < t_fake[None, :]).any(1)
-    for part in torch.split(torch.nonzero(counts_lo != counts_hi)[:, 0], rows):
+    for part in torch.split(torch.nonzero(counts_lo != counts_hi)[:, 0], exact_rows):
         d2 = _exact_d2(y[part], x)  # (columns, n)
         counts_lo[part] = (d2 < t_real[None, :]).sum(1)
 
@@ -197,29 +202,56 @@ def _radii(
     """Squared distance from each point to its k-th neighbour in its own set (float64, (n,)).
 
     The fast pass keeps the k+1+4 nearest candidates of each row; their float64 distances give the
-    (k+1)-th smallest, which is exact whenever it lies below the largest candidate minus ``eps``
-    (no point outside the candidates can then be nearer). Other rows are redone in float64.
+    (k+1)-th smallest, which is exact whenever it lies below ``lower - eps``, ``lower`` being a
+    bound under which no other point's approximate distance falls. Other rows are redone in
+    float64. Candidates are found in two stages (faster than one ``topk`` over whole rows): the
+    minima of groups of 64 columns pick the c nearest groups, then ``topk`` runs inside them.
     """
     import torch
 
     n = len(x)
     c = min(n, k + 1 + _EXTRA_CANDIDATES)
-    rows = max(1, min(rows, (1 << 27) // max(1, c * x.shape[1] * 8)))
+    groups = -(-n // _GROUP)
+    picked = min(c, groups)
+    if groups * _GROUP > n:  # pad to whole groups with columns at infinite distance
+        pad = torch.zeros(groups * _GROUP - n, right.shape[1], dtype=right.dtype, device=x.device)
+        pad[:, -2], pad[:, -1] = 1.0, float("inf")
+        right = torch.cat([right, pad])
+    offsets = torch.arange(_GROUP, device=x.device)
     out = torch.empty(n, dtype=torch.float64, device=x.device)
     redo: list[torch.Tensor] = []
     for start in range(0, n, rows):
         r = min(rows, n - start)
         sl = slice(start, start + r)
-        d2 = torch.mm(left[sl], right.T, out=scratch[: r * n].view(r, n))
-        approx, idx = torch.topk(d2, c, dim=1, largest=False, sorted=False)
-        exact = ((x[sl, None, :] - x[idx]) ** 2).sum(-1)
-        kth = exact.kthvalue(k + 1, dim=1).values
+        d2 = torch.mm(left[sl], right.T, out=scratch[: r * len(right)].view(r, len(right)))
+        group_min, group = torch.topk(
+            d2.view(r, groups, _GROUP).amin(2), picked, dim=1, largest=False, sorted=False
+        )
+        cols = (group[:, :, None] * _GROUP + offsets).view(r, picked * _GROUP)
+        approx, pos = torch.topk(d2.gather(1, cols), c, dim=1, largest=False, sorted=False)
+        idx = cols.gather(1, pos)
+        kth = _pair_d2(x, start, idx).kthvalue(k + 1, dim=1).values
         out[sl] = kth
         if c < n:
-            redo.append(torch.nonzero(kth >= approx.amax(1).double() - eps)[:, 0] + start)
-    for part in torch.split(torch.cat(redo), rows) if redo else []:
+            lower = approx.amax(1)
+            if picked < groups:
+                lower = torch.minimum(lower, group_min.amax(1))
+            redo.append(torch.nonzero(kth >= lower.double() - eps)[:, 0] + start)
+    for part in torch.split(torch.cat(redo), max(1, rows // 4)) if redo else []:
         out[part] = _exact_d2(x[part], x).kthvalue(k + 1, dim=1).values
     return out.cpu().numpy()
+
+
+def _pair_d2(x: torch.Tensor, start: int, idx: torch.Tensor) -> torch.Tensor:
+    """Float64 ``|x[start + i] - x[idx[i, j]]|^2``, (len(idx), c), in pieces of ~128 MB."""
+    import torch
+
+    step = max(1, (1 << 24) // max(1, idx.shape[1] * x.shape[1]))
+    parts = []
+    for i in range(0, len(idx), step):
+        j = idx[i : i + step]
+        parts.append(((x[start + i : start + i + len(j), None, :] - x[j]) ** 2).sum(-1))
+    return torch.cat(parts)
 
 
 def _exact_d2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -270,7 +302,7 @@ def _as_tensor(a: Any, device: Any) -> torch.Tensor:
         t = a.detach()
     else:
         t = torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float64)))
-    t = t.to(dtype=torch.float64, device=device if device is not None else t.device)
+    t = t.to(dtype=torch.float64, device=device)
     return t.reshape(len(t), -1)
 
 
