@@ -204,3 +204,26 @@ def test_theory_stability_reports_largest_lambda_and_refuses_bad_constants():
     assert "no guarantee" in result.output  # 0.9 * 1.5 >= 1
     bad = runner.invoke(app, ["theory", "stability", "--alpha", "0"])
     assert bad.exit_code == 2 and "alpha" in bad.output
+
+
+def test_inception_features_without_the_file_stop_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOPHAGY_INCEPTION", raising=False)
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--set",
+            "eval.metrics=[fid]",
+            "--set",
+            "eval.features=inception",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "eval.inception" in text and "AUTOPHAGY_INCEPTION" in text
+    assert "inception-2015-12-05.pt" in text
+    assert not out.exists()

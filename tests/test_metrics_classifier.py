@@ -14,7 +14,6 @@ from autophagy.data import load_dataset
 from autophagy.data.base import Dataset
 from autophagy.metrics.base import EvalContext
 from autophagy.metrics.classifier import (
-    CLASSIFIER_METRICS,
     DatasetClassifier,
     SmallCNN,
     _dataset_key,
@@ -24,6 +23,7 @@ from autophagy.metrics.classifier import (
     clear_classifier_memo,
     train_classifier,
 )
+from autophagy.metrics.feature_metrics import CLASSIFIER_METRICS
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -90,6 +90,11 @@ class EvalConfig(_Section):
     n_samples: StrictWhole = Field(1000, ge=2)
     """Samples drawn from each generation for evaluation (and saved for the figures)."""
     verdict_metric: str = "w2"
+    features: Literal["auto", "pixels", "classifier", "inception"] = "auto"
+    """Features of fid / kid / precision / recall / density / coverage: auto = raw values for
+    points, the dataset's CNN classifier for labelled images, Inception if a file is given."""
+    inception: str | None = None
+    """Inception TorchScript file (inception-2015-12-05.pt); default $AUTOPHAGY_INCEPTION."""
 
     _list_metrics = field_validator("metrics", mode="before")(
         lambda v: v if v is None else _as_list(v)

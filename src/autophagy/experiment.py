@@ -23,6 +23,7 @@ from autophagy.policies import POLICIES, Policy, make_policy
 from autophagy.store import RunStore
 from autophagy.theory.overlay import gaussian_overlay
 
+FEATURE_METRIC_NAMES = frozenset({"fid", "kid", "precision", "recall", "density", "coverage"})
 REAL_POINTS_SAVED = 2000
 """Held-out points kept in the run directory, drawn behind the sample scatter plots."""
 
@@ -109,7 +110,11 @@ def check_config(config: Config) -> None:
     build_model(config.model.name, config.model.options)
     for spec in cells:
         spec.make_policy().check(len(dataset.train), dataset.pool)
-    resolve_metrics(config.eval.metrics)
+    metrics = resolve_metrics(config.eval.metrics)
+    if any(m.name in FEATURE_METRIC_NAMES for m in metrics):
+        from autophagy.metrics.feature_metrics import make_extractor
+
+        make_extractor(config.eval.features, dataset, config.eval.inception, check_only=True)
     if config.eval.verdict_metric not in (config.eval.metrics or [config.eval.verdict_metric]):
         raise ValueError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
@@ -156,6 +161,8 @@ def run_cell_from_config(
         initial_budget=config.model.initial_budget,
         store=cell,
         progress=progress,
+        features=config.eval.features,
+        inception=config.eval.inception,
     )
     overlay = gaussian_overlay(
         model,
@@ -169,6 +176,21 @@ def run_cell_from_config(
         cell.save_theory(overlay)
     emit({"cell": spec.cell_id, "done": result.status, "message": result.message})
     return result.status
+
+
+def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
+    """Train (or load) each dataset's classifier once, here, before the workers start: otherwise
+    every worker would train the same classifier at the same time on a cache miss."""
+    names = {m.name for m in resolve_metrics(config.eval.metrics)}
+    if not names & (FEATURE_METRIC_NAMES | {"class_kl", "classes_covered"}):
+        return
+    from autophagy.metrics.feature_metrics import make_extractor
+
+    seeds = {config.data.seed} if config.data.seed is not None else {c.seed for c in cells}
+    for seed in sorted(seeds):
+        dataset = build_dataset(config, seed)
+        if dataset.kind == "images" and "train_labels" in dataset.params:
+            make_extractor("classifier", dataset)
 
 
 def _limit_threads() -> None:
@@ -194,6 +216,7 @@ def run_experiment(
         cell = store.cell(spec.cell_id)
         if not cell.info():
             cell.write_info(**spec.info(), status="pending")
+    _prepare_features(config, cells)
     if store.real_points() is None:
         dataset = build_dataset(config, cells[0].seed)
         if dataset.kind == "points":

@@ -67,15 +67,37 @@ def _fit(model, data, *, warm_start, budget, rng, progress: Progress | None):
     model.fit(data, **kwargs)
 
 
-def _evaluate(model, dataset, metrics, *, seed, generation, n_eval, reference, temperature=1.0):
+def as_data_shape(samples: Any, dataset: Dataset) -> np.ndarray:
+    """Samples in the dataset's own shape: a model that works on flattened vectors (Gaussian,
+    KDE on images) must still mix with real images and be drawn as images."""
+    x = np.asarray(samples)
+    shape = dataset.train.shape[1:]
+    if x.shape[1:] != shape and x.size == len(x) * int(np.prod(shape)):
+        x = x.reshape((len(x), *shape))
+    return x
+
+
+def _evaluate(
+    model,
+    dataset,
+    metrics,
+    *,
+    seed,
+    generation,
+    n_eval,
+    reference,
+    temperature=1.0,
+    features="auto",
+    inception=None,
+):
     rng = evaluation_rng(seed, generation)
-    samples = np.asarray(model.sample(n_eval, rng=rng, temperature=temperature))
+    samples = as_data_shape(model.sample(n_eval, rng=rng, temperature=temperature), dataset)
     if not np.all(np.isfinite(samples)):
         raise DivergedError(f"generation {generation}: the model produced non-finite samples")
     if generation == 0 and not reference:
         mean, cov = model_moments(model, samples)
         reference.update(mean=mean, cov=cov)
-    ctx = EvalContext(model, samples, dataset.test, dataset, rng, reference)
+    ctx = EvalContext(model, samples, dataset.test, dataset, rng, reference, features, inception)
     rows = [
         {"generation": generation, "metric": m.name, "value": m(ctx)}
         for m in metrics
@@ -100,6 +122,8 @@ def run_cell(
     initial_budget: int | None = None,
     store: CellStore | None = None,
     progress: Progress | None = None,
+    features: str = "auto",
+    inception: str | None = None,
 ) -> CellResult:
     """Run (or resume, when ``store`` holds checkpoints) one cell; never raises on divergence.
 
@@ -138,8 +162,9 @@ def run_cell(
                 )
             else:
                 step(generation, f"generation {generation}: sampling and refitting")
-                synth = np.asarray(
-                    model.sample(policy.n_synthetic(len(real)), rng=rng, temperature=temperature)
+                synth = as_data_shape(
+                    model.sample(policy.n_synthetic(len(real)), rng=rng, temperature=temperature),
+                    dataset,
                 )
                 if not np.all(np.isfinite(synth)):
                     raise DivergedError(f"generation {generation}: non-finite synthetic samples")
@@ -156,6 +181,8 @@ def run_cell(
                 n_eval=n_eval,
                 reference=reference,
                 temperature=eval_temperature,
+                features=features,
+                inception=inception,
             )
             rows.extend(new_rows)
             samples_by_gen[generation] = samples

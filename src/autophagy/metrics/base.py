@@ -26,6 +26,10 @@ class EvalContext:
     rng: np.random.Generator
     reference: dict[str, Any] = field(default_factory=dict)
     """What generation 0 looked like (``mean``, ``cov`` of the first fit), for drift metrics."""
+    features: str = "auto"
+    """Feature extractor of the feature-space metrics (config ``eval.features``)."""
+    inception: str | None = None
+    """Path of the Inception TorchScript file (else ``$AUTOPHAGY_INCEPTION``)."""
 
 
 @dataclass(frozen=True)

@@ -41,18 +41,14 @@ from torch import nn
 
 from autophagy.atomic import atomic_write_bytes
 from autophagy.data.base import Dataset
-from autophagy.metrics.base import EvalContext, Metric
 
 __all__ = [
-    "CLASSIFIER_METRICS",
     "CACHE_ENV",
     "DatasetClassifier",
     "SmallCNN",
     "class_histogram",
     "class_kl",
-    "class_kl_metric",
     "classes_covered",
-    "classes_covered_metric",
     "clear_classifier_memo",
     "has_labels",
     "train_classifier",
@@ -471,47 +467,3 @@ def classes_covered(pred: Any, n_classes: int, min_share: float | None = None) -
 
 
 # --- metrics --------------------------------------------------------------------------------
-
-
-def _applies(ctx: EvalContext) -> bool:
-    """An image dataset with training labels, and samples that are images of its shape."""
-    if not has_labels(ctx.dataset):
-        return False
-    samples = np.asarray(ctx.samples)
-    return samples.ndim >= 2 and len(samples) > 0 and samples[0].size == ctx.dataset.dim
-
-
-def _compute_class_kl(ctx: EvalContext) -> float:
-    clf = DatasetClassifier.for_dataset(ctx.dataset)
-    return class_kl(clf.predict(ctx.samples), ctx.dataset.params["train_labels"], clf.n_classes)
-
-
-def _compute_classes_covered(ctx: EvalContext) -> float:
-    clf = DatasetClassifier.for_dataset(ctx.dataset)
-    return float(classes_covered(clf.predict(ctx.samples), clf.n_classes))
-
-
-class_kl_metric = Metric(
-    name="class_kl",
-    compute=_compute_class_kl,
-    description=(
-        "KL(p_fake || p_real) in nats between the class shares a dataset classifier assigns to "
-        "the samples and the real training labels; grows as generations drop classes"
-    ),
-    applies=_applies,
-    lower_is_better=True,
-)
-
-classes_covered_metric = Metric(
-    name="classes_covered",
-    compute=_compute_classes_covered,
-    description=(
-        "number of classes receiving at least a tenth of the uniform share of the samples, "
-        "as labelled by a dataset classifier; falls under mode collapse"
-    ),
-    applies=_applies,
-    lower_is_better=False,
-)
-
-CLASSIFIER_METRICS: list[Metric] = [class_kl_metric, classes_covered_metric]
-"""The classifier metrics, for the registry to add."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from autophagy.atomic import atomic_open
 
 __all__ = [
     "INCEPTION_ENV",
@@ -212,17 +213,8 @@ class FeatureCache:
     def save(self, dataset: str, split: str, extractor: str, n: int, feats: Any) -> Path:
         """Write ``feats`` atomically and return the file's path."""
         p = self.path(dataset, split, extractor, n)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.asarray(feats), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(p, "wb") as f:
+            np.save(f, np.asarray(feats), allow_pickle=False)
         return p
 
     def get_or_compute(

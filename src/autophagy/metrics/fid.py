@@ -14,11 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg
 
-from autophagy.metrics.base import EvalContext, Metric
-
 __all__ = [
     "FRECHET_MAX_DIM",
-    "FRECHET_METRICS",
     "KIDResult",
     "frechet_distance",
     "frechet_distance_from_moments",
@@ -125,29 +122,3 @@ def kid(
         within = (kaa.sum() - np.trace(kaa) + kbb.sum() - np.trace(kbb)) / (m * (m - 1))
         values[s] = within - 2.0 * kab.mean()
     return KIDResult(float(values.mean()), float(values.std()))
-
-
-# --- registered metric ----------------------------------------------------------------------------
-
-
-def _frechet(ctx: EvalContext) -> float:
-    return frechet_distance(ctx.samples, ctx.held_out)
-
-
-def _frechet_applies(ctx: EvalContext) -> bool:
-    dim = int(np.prod(np.shape(ctx.samples)[1:]))
-    return dim <= FRECHET_MAX_DIM and min(len(ctx.samples), len(ctx.held_out)) >= 2
-
-
-FRECHET_METRICS: list[Metric] = [
-    Metric(
-        name="frechet",
-        compute=_frechet,
-        description=(
-            "Fréchet distance between Gaussians fitted to samples and held-out data on raw "
-            f"flattened features (W2^2 of the moment-matched Gaussians; up to {FRECHET_MAX_DIM} "
-            "features)"
-        ),
-        applies=_frechet_applies,
-    ),
-]

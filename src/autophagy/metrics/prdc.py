@@ -37,17 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autophagy.metrics.base import EvalContext, Metric
-
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PRDC_MAX_SAMPLES", "PRDC_METRICS", "PRDC_NEAREST_K", "prdc"]
+__all__ = ["prdc"]
 
-PRDC_NEAREST_K = 5
-"""k of the registered metrics (the value Naeem et al., 2020 recommend)."""
-PRDC_MAX_SAMPLES = 2000
-"""The registered metrics subsample each set to at most this many points (about 10 ms at 2,000)."""
 
 _CHUNK_BYTES = 1 << 28
 """Memory for one chunk of the fast pass (float32 distances and two boolean masks)."""
@@ -304,60 +298,3 @@ def _as_tensor(a: Any, device: Any) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=np.float64)))
     t = t.to(dtype=torch.float64, device=device)
     return t.reshape(len(t), -1)
-
-
-# --- registered metrics ---------------------------------------------------------------------------
-
-_MEMO: dict[str, Any] = {}
-"""The last context's result: the four registered metrics share one k-NN computation."""
-
-
-def _prdc_of(ctx: EvalContext) -> dict[str, float]:
-    from autophagy.metrics.registry import metric_rng
-
-    key = (id(ctx), id(ctx.samples), id(ctx.held_out))
-    memo = _MEMO.get("ctx")
-    if memo is not None and memo[0] == key and memo[1]() is ctx:
-        return memo[2]
-    import weakref
-
-    rng = metric_rng(ctx, "prdc")
-    real = _subsample(ctx.held_out, rng)
-    fake = _subsample(ctx.samples, rng)
-    values = prdc(real, fake, k=PRDC_NEAREST_K)
-    _MEMO["ctx"] = (key, weakref.ref(ctx), values)
-    return values
-
-
-def _subsample(a: Any, rng: np.random.Generator) -> np.ndarray:
-    x = np.asarray(a, dtype=np.float64)
-    x = x.reshape(len(x), -1)
-    if len(x) > PRDC_MAX_SAMPLES:
-        x = x[np.sort(rng.choice(len(x), PRDC_MAX_SAMPLES, replace=False))]
-    return x
-
-
-def _applies(ctx: EvalContext) -> bool:
-    return min(len(ctx.samples), len(ctx.held_out)) > PRDC_NEAREST_K
-
-
-def _metric(name: str, what: str) -> Metric:
-    return Metric(
-        name=name,
-        compute=lambda ctx: _prdc_of(ctx)[name],
-        description=(
-            f"{what} (k={PRDC_NEAREST_K} nearest neighbours on raw flattened features, "
-            f"each set subsampled to {PRDC_MAX_SAMPLES}; higher is better)"
-        ),
-        applies=_applies,
-        lower_is_better=False,
-    )
-
-
-PRDC_METRICS: list[Metric] = [
-    _metric("precision", "share of samples inside some held-out point's k-NN ball"),
-    _metric("recall", "share of held-out points inside some sample's k-NN ball"),
-    _metric("density", "mean number of held-out k-NN balls holding a sample, over k"),
-    _metric("coverage", "share of held-out points whose k-NN ball holds a sample"),
-]
-"""Precision, recall (Kynkäänniemi et al., 2019), density and coverage (Naeem et al., 2020)."""

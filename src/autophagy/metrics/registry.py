@@ -27,9 +27,8 @@ from autophagy.metrics.distances import (
     sliced_wasserstein2,
     wasserstein2,
 )
-from autophagy.metrics.fid import FRECHET_METRICS
+from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
-from autophagy.metrics.prdc import PRDC_METRICS
 from autophagy.models.base import has_log_prob
 
 __all__ = [
@@ -179,8 +178,7 @@ for _metric in [
         applies=lambda ctx: has_log_prob(ctx.model),
     ),
     *MOMENT_METRICS,
-    *PRDC_METRICS,
-    *FRECHET_METRICS,
+    *FEATURE_METRICS,
 ]:
     register_metric(_metric)
 del _metric
@@ -198,5 +196,6 @@ DEFAULT_METRICS: list[str] = [
 ]
 """What the loop computes when a config names none; each is skipped where it does not apply.
 
-``precision``, ``recall``, ``density``, ``coverage`` and ``frechet`` are registered but not
-default: ask for them by name."""
+The feature-space metrics (``fid``, ``kid``, ``precision``, ``recall``, ``density``,
+``coverage``, ``frechet``, ``class_kl``, ``classes_covered``) are registered but not default: ask
+for them by name (the image presets do)."""

@@ -70,7 +70,13 @@ def build_model(name: str, options: dict[str, Any] | None = None) -> Any:
     entry = MODELS[name]
     cls = entry.load()
     opts = {**dict(entry.defaults), **(options or {})}
-    check_options(cls.__init__, opts, field="model.options", skip=("self",))
+    try:
+        check_options(cls.__init__, opts, field="model.options", skip=("self",))
+    except ValueError as err:
+        raise ValueError(
+            f"{err} (model {name!r}; after changing model.name, reset the preset's options "
+            "with --set model.options={{}})"
+        ) from None
     try:
         return cls(**opts)
     except (TypeError, ValueError) as err:
