@@ -14,6 +14,8 @@ from autophagy.cli import app
 runner = CliRunner()
 
 TINY = [
+    "--preset",
+    "toy-gmm",
     "--set",
     "data.n_train=120",
     "--set",
@@ -109,7 +111,15 @@ def test_resume_continues_a_crashed_run_to_the_same_numbers(tiny_run, tmp_path):
 def test_list_shows_every_registry():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
-    for word in ("eight_gaussians", "gmm", "fully_synthetic", "w2", "default", "gaussian-theory"):
+    for word in (
+        "eight_gaussians",
+        "gmm",
+        "fully_synthetic",
+        "w2",
+        "toy-flow",
+        "toy-gmm",
+        "gaussian-theory",
+    ):
         assert word in result.output
 
 
@@ -135,7 +145,7 @@ ERRORS = [
     (["--set", "loop.generations=ten"], "loop.generations", "integer"),
     (["--set", "loop.generatons=3"], "loop.generatons", "unknown field"),
     (["--set", "model.options.n_comps=3"], "model.options", "n_components"),
-    (["--preset", "nope"], "--preset", "default"),
+    (["--preset", "nope"], "--preset", "toy-flow"),
     (["--config", "missing.yaml"], "--config", "no such file"),
     (["--set", "data.name=file", "--set", "data.path=FILE:missing"], "data.path", "no such file"),
     (["--set", "data.name=file", "--set", "data.path=FILE:nan"], "data.path", "NaN/inf"),
@@ -149,7 +159,7 @@ def test_bad_input_is_one_clear_line_exit_2_and_no_run_directory(tmp_path, args,
         f"data.path={_bad_file(tmp_path, a.split(':', 1)[1])}" if "=FILE:" in a else a for a in args
     ]
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", *args, "--out", str(out), "--quiet"])
+    result = runner.invoke(app, ["run", "--preset", "toy-gmm", *args, "--out", str(out), "--quiet"])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
     assert "Traceback" not in text

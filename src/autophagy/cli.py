@@ -53,14 +53,14 @@ def run(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Run an experiment; with no options, the default job (preset 'default')."""
-    from autophagy.config import load_config
+    """Run an experiment; with no options, the default job (preset 'toy-flow')."""
+    from autophagy.config import DEFAULT_PRESET, load_config
     from autophagy.experiment import check_config, expand_grid
     from autophagy.store import RunStore
 
     try:
         if config is None and preset is None:
-            preset = "default"
+            preset = DEFAULT_PRESET
         cfg = load_config(config, preset=preset, overrides=set_ or [])
         check_config(cfg)
         root = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"

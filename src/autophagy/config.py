@@ -136,6 +136,10 @@ class Config(_Section):
         )
 
 
+DEFAULT_PRESET = "toy-flow"
+"""What ``autophagy run`` runs with no options: the paper's 2-D experiment with a flow."""
+
+
 class ConfigError(ValueError):
     """A config problem, as one line naming the field and the fix."""
 
