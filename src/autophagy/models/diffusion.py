@@ -1,4 +1,4 @@
-"""Diffusion models on points: DDPM (with DDPM and DDIM samplers) and EDM.
+"""Diffusion models on points and images: DDPM (with DDPM and DDIM samplers) and EDM.
 
 As in NVlabs/edm and k-diffusion, the science is a handful of pure functions of tensors, each with
 the paper's equations in view: schedules (:func:`ddpm_schedule`, :func:`karras_sigmas`), losses
@@ -6,8 +6,8 @@ the paper's equations in view: schedules (:func:`ddpm_schedule`, :func:`karras_s
 (:func:`ddpm_sample`, :func:`ddim_sample`, :func:`edm_sample`). They take the network (or any
 denoiser) as an argument, so they can be tested against closed forms with the exact denoiser of a
 Gaussian plugged in, no training involved. :class:`DDPM` and :class:`EDM` wire them to the loop's
-protocol through :class:`~autophagy.models.training.NeuralModel`; the network is a swappable part
-(:mod:`autophagy.models.networks`).
+protocol through :class:`~autophagy.models.neural.NetworkModel`; the network is a swappable part
+(:mod:`autophagy.models.networks`: an MLP for points, a UNet for images).
 
 Temperature: samplers scale every Gaussian draw (the initial noise and, for ancestral/DDIM with
 eta > 0, the per-step noise) by sqrt(temperature). For Gaussian data and a deterministic sampler
@@ -25,17 +25,14 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
-from autophagy.models.base import check_temperature
-from autophagy.models.flow_matching import make_network
-from autophagy.models.networks import NetworkBuilder
-from autophagy.models.training import NeuralModel, randn, torch_generator
+from autophagy.models.neural import NetworkModel
+from autophagy.models.training import randn
 
 Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # net(x, c) with c of shape (n,)
 Noise = Callable[[tuple[int, ...]], torch.Tensor]  # draws standard normal noise of a shape
@@ -219,28 +216,7 @@ def edm_sample(
 
 
 # -------------------------------------------------------------------------------------- models
-class _Diffusion(NeuralModel):
-    """Network options and training settings shared by :class:`DDPM` and :class:`EDM`."""
-
-    def _set_common(self, **kwargs: Any) -> None:
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
-        return make_network(self, shape)
-
-    def _noise(self, g: torch.Generator, tau: float) -> Noise:
-        device, scale = self._trainer().device, math.sqrt(tau)
-        return lambda shape: scale * randn(shape, g, device)
-
-
-_COMMON_DOC = """lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay,
-            device, standardize: see :class:`~autophagy.models.training.NeuralModel`.
-        network, hidden_features, time_features, network_options: the network ``net(x, c)``,
-            see :class:`~autophagy.models.flow_matching.FlowMatching`."""
-
-
-class DDPM(_Diffusion):
+class DDPM(NetworkModel):
     """Denoising diffusion (Ho et al., 2020) with epsilon prediction, DDPM or DDIM sampling.
 
     Arguments:
@@ -250,8 +226,9 @@ class DDPM(_Diffusion):
         steps: DDIM steps (``None``: all T); ignored by ``"ddpm"``.
         eta: DDIM stochasticity (0: deterministic).
         clip: DDIM clamps its estimate of the (standardised) data to [-clip, clip] (``None``:
-            off), needed with the cosine schedule (see :func:`ddim_sample`).
-        {common}
+            off), needed with the cosine schedule (see :func:`ddim_sample`); 1 for images.
+        **options: the network (``network="unet"`` for images) and training options of
+            :class:`~autophagy.models.neural.NetworkModel`.
 
     Example:
         >>> model = DDPM(sampler="ddim", steps=50).fit(x, rng=np.random.default_rng(0))
@@ -265,30 +242,12 @@ class DDPM(_Diffusion):
         steps: int | None = 100,
         eta: float = 0.0,
         clip: float | None = 5.0,
-        *,
-        network: str | NetworkBuilder = "mlp",
-        hidden_features: Sequence[int] = (128, 128, 128),
-        time_features: int = 32,
-        network_options: Mapping[str, Any] | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        budget: int = 16_384,
-        initial_budget: int | None = 512_000,
-        warmup: int = 0,
-        grad_clip: float | None = 1.0,
-        ema: float = 0.0,
-        weight_decay: float = 0.0,
-        device: str = "auto",
-        standardize: bool = True,
+        **options: Any,
     ):
+        super().__init__(**options)
         self.schedule, self.timesteps, self.sampler, self.steps, self.eta = (
             schedule, timesteps, sampler, steps, eta)
         self.clip = clip
-        self._set_common(
-            network=network, hidden_features=hidden_features, time_features=time_features,
-            network_options=network_options, lr=lr, batch_size=batch_size, budget=budget,
-            initial_budget=initial_budget, warmup=warmup, grad_clip=grad_clip, ema=ema,
-            weight_decay=weight_decay, device=device, standardize=standardize)
 
     def _validate(self) -> None:
         ddpm_schedule(self.schedule, 1)
@@ -311,37 +270,34 @@ class DDPM(_Diffusion):
         eps = randn(tuple(batch.shape), generator, batch.device)
         return ddpm_loss(module, batch, t, eps, torch.cumprod(1 - self.betas_, 0))
 
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
-    ) -> np.ndarray:
-        """``n`` samples by DDPM ancestral sampling or DDIM from x_T ~ N(0, temperature I)."""
-        if int(n) == 0:
-            return self._no_samples()
-        module = self.eval_module
-        noise = self._noise(torch_generator(rng), check_temperature(temperature))
-        x = noise((int(n), *self.shape_))
+    def _sample(
+        self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
+    ) -> torch.Tensor:
+        """DDPM ancestral sampling or DDIM from x_T ~ N(0, temperature I)."""
+        noise = _noise(generator, temperature, self._trainer().device)
+        x = noise((n, *self.shape_))
         if self.sampler == "ddpm":
-            x = ddpm_sample(module, x, self.betas_, noise)
-        else:
-            clip = None if self.clip is None else float(self.clip)
-            x = ddim_sample(module, x, self.betas_, noise, steps=self.steps, eta=float(self.eta),
-                            clip=clip)
-        return self._to_data_space(x)
+            return ddpm_sample(module, x, self.betas_, noise)
+        clip = None if self.clip is None else float(self.clip)
+        return ddim_sample(module, x, self.betas_, noise, steps=self.steps, eta=float(self.eta),
+                           clip=clip)
 
 
-class EDM(_Diffusion):
+class EDM(NetworkModel):
     """Diffusion in the EDM formulation (Karras et al., 2022): preconditioned denoiser,
     log-normal noise levels in training, Heun sampler on the Karras (rho = 7) schedule.
 
-    Data are standardised, so ``sigma_data = 1`` by default.
+    Points are standardised, so ``sigma_data = 1`` by default; images in [-1, 1] use the
+    paper's 0.5. With the ``"unet"``, ``c_noise = log(sigma) / 4`` is its timestep (times
+    ``time_scale``).
 
     Arguments:
         sigma_data, p_mean, p_std: preconditioning and training noise distribution
             (:func:`edm_denoise`, :func:`edm_loss`).
         steps, sigma_min, sigma_max, rho: the sampler's schedule (:func:`karras_sigmas`);
             ``2 * steps - 1`` network evaluations.
-        {common}
+        **options: the network (``network="unet"`` for images) and training options of
+            :class:`~autophagy.models.neural.NetworkModel`.
 
     Example:
         >>> model = EDM(steps=18).fit(x, rng=np.random.default_rng(0))
@@ -356,29 +312,11 @@ class EDM(_Diffusion):
         sigma_min: float = 0.002,
         sigma_max: float = 80.0,
         rho: float = 7.0,
-        *,
-        network: str | NetworkBuilder = "mlp",
-        hidden_features: Sequence[int] = (128, 128, 128),
-        time_features: int = 32,
-        network_options: Mapping[str, Any] | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        budget: int = 16_384,
-        initial_budget: int | None = 512_000,
-        warmup: int = 0,
-        grad_clip: float | None = 1.0,
-        ema: float = 0.0,
-        weight_decay: float = 0.0,
-        device: str = "auto",
-        standardize: bool = True,
+        **options: Any,
     ):
+        super().__init__(**options)
         self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
         self.steps, self.sigma_min, self.sigma_max, self.rho = steps, sigma_min, sigma_max, rho
-        self._set_common(
-            network=network, hidden_features=hidden_features, time_features=time_features,
-            network_options=network_options, lr=lr, batch_size=batch_size, budget=budget,
-            initial_budget=initial_budget, warmup=warmup, grad_clip=grad_clip, ema=ema,
-            weight_decay=weight_decay, device=device, standardize=standardize)
 
     def _validate(self) -> None:
         if not float(self.sigma_data) > 0:
@@ -394,22 +332,19 @@ class EDM(_Diffusion):
         return edm_loss(module, batch, z, eps, sigma_data=float(self.sigma_data),
                         p_mean=float(self.p_mean), p_std=float(self.p_std))
 
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
-    ) -> np.ndarray:
-        """``n`` samples: x ~ N(0, temperature sigma_max^2 I) integrated down to sigma = 0."""
-        if int(n) == 0:
-            return self._no_samples()
-        module = self.eval_module
-        noise = self._noise(torch_generator(rng), check_temperature(temperature))
+    def _sample(
+        self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
+    ) -> torch.Tensor:
+        """x ~ N(0, temperature sigma_max^2 I) integrated down to sigma = 0."""
+        noise = _noise(generator, temperature, self._trainer().device)
         sigmas = karras_sigmas(int(self.steps), float(self.sigma_min), float(self.sigma_max),
                                float(self.rho))
         sd = float(self.sigma_data)
-        x = noise((int(n), *self.shape_)) * float(sigmas[0])
-        x = edm_sample(lambda y, s: edm_denoise(module, y, s, sd), x, sigmas)
-        return self._to_data_space(x)
+        x = noise((n, *self.shape_)) * float(sigmas[0])
+        return edm_sample(lambda y, s: edm_denoise(module, y, s, sd), x, sigmas)
 
 
-DDPM.__doc__ = (DDPM.__doc__ or "").format(common=_COMMON_DOC)
-EDM.__doc__ = (EDM.__doc__ or "").format(common=_COMMON_DOC)
+def _noise(generator: torch.Generator, temperature: float, device: torch.device) -> Noise:
+    """Standard normal draws times sqrt(temperature), from ``generator``, on ``device``."""
+    scale = math.sqrt(temperature)
+    return lambda shape: scale * randn(shape, generator, device)

@@ -10,7 +10,8 @@ paths and makes the ODE cheaper to integrate.
 
 The equations are small pure functions (:func:`couple`, :func:`cfm_loss`, :func:`integrate`);
 :class:`FlowMatching` wires them to the loop's protocol through
-:class:`~autophagy.models.training.NeuralModel`.
+:class:`~autophagy.models.neural.NetworkModel`; the network is an MLP for points or a UNet
+(``network="unet"``) for images, the setting of the paper's CIFAR-10 runs with OT-CFM.
 
 References:
     | Flow Matching for Generative Modeling (Lipman et al., ICLR 2023)
@@ -22,7 +23,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -31,9 +32,8 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from autophagy.models.base import check_temperature
-from autophagy.models.networks import NetworkBuilder, build_network
-from autophagy.models.training import NeuralModel, randn, torch_generator
+from autophagy.models.neural import NetworkModel
+from autophagy.models.training import randn
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # v(x, t), t of shape (n,)
 COUPLINGS = ("independent", "ot")
@@ -117,10 +117,10 @@ def integrate(
     return x
 
 
-class FlowMatching(NeuralModel):
-    """A flow-matching model on points (I-CFM, or OT-CFM with ``coupling="ot"``).
+class FlowMatching(NetworkModel):
+    """A flow-matching model on points or images (I-CFM, or OT-CFM with ``coupling="ot"``).
 
-    Training regresses an :class:`~autophagy.models.networks.MLP` velocity ``v(x, t)`` on the
+    Training regresses a network velocity ``v(x, t)`` (an MLP for points, a UNet for images) on the
     straight-path target of :func:`cfm_loss`, for a budget of samples seen, warm-started across
     generations like every neural family (weights, AdamW moments, EMA). Sampling draws x0 ~ N(0,
     temperature * I) and integrates the ODE with ``solver`` (for a Gaussian the flow is linear, so
@@ -132,11 +132,9 @@ class FlowMatching(NeuralModel):
             Tong et al., 2024).
         sigma: width of the conditional path (0: deterministic straight lines).
         solver, steps, atol, rtol: ODE solver for sampling (see :func:`integrate`).
-        network: a name in :data:`~autophagy.models.networks.NETWORKS` or a builder
-            ``builder(shape, **options)``; ``hidden_features`` and ``time_features`` go to the
-            ``"mlp"``, ``network_options`` to any network.
-        lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay, device,
-            standardize: see :class:`~autophagy.models.training.NeuralModel`.
+        **options: the network (``network``, ``hidden_features``, ``time_features``,
+            ``network_options``, see :class:`~autophagy.models.neural.NetworkModel`) and the
+            training options of :class:`~autophagy.models.neural.NeuralModel`.
 
     Example:
         >>> model = FlowMatching(coupling="ot").fit(x, rng=np.random.default_rng(0))
@@ -152,42 +150,15 @@ class FlowMatching(NeuralModel):
         steps: int = 50,
         atol: float = 1e-5,
         rtol: float = 1e-5,
-        *,
-        network: str | NetworkBuilder = "mlp",
-        hidden_features: Sequence[int] = (128, 128, 128),
-        time_features: int = 32,
-        network_options: Mapping[str, Any] | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        budget: int = 16_384,
-        initial_budget: int | None = 512_000,
-        warmup: int = 0,
-        grad_clip: float | None = 1.0,
-        ema: float = 0.0,
-        weight_decay: float = 0.0,
-        device: str = "auto",
-        standardize: bool = True,
+        **options: Any,
     ):
+        super().__init__(**options)
         self.coupling = coupling
         self.sigma = sigma
         self.solver = solver
         self.steps = steps
         self.atol = atol
         self.rtol = rtol
-        self.network = network
-        self.hidden_features = hidden_features
-        self.time_features = time_features
-        self.network_options = network_options
-        self.lr = lr
-        self.batch_size = batch_size
-        self.budget = budget
-        self.initial_budget = initial_budget
-        self.warmup = warmup
-        self.grad_clip = grad_clip
-        self.ema = ema
-        self.weight_decay = weight_decay
-        self.device = device
-        self.standardize = standardize
 
     def _validate(self) -> None:
         if self.coupling not in COUPLINGS:
@@ -199,9 +170,6 @@ class FlowMatching(NeuralModel):
         if int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps!r}")
 
-    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
-        return make_network(self, shape)
-
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         n = len(batch)
         x0 = randn(tuple(batch.shape), generator, batch.device)
@@ -211,28 +179,10 @@ class FlowMatching(NeuralModel):
         x0, x1 = couple(x0, batch, self.coupling)
         return cfm_loss(module, x0, x1, t, eps, float(self.sigma))
 
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
-    ) -> np.ndarray:
-        """``n`` samples: x0 ~ N(0, temperature * I) carried to t = 1 by the learned ODE."""
-        if int(n) == 0:
-            return self._no_samples()
-        module = self.eval_module
-        tau = check_temperature(temperature)
-        g = torch_generator(rng)
-        device = self._trainer().device
-        x0 = randn((int(n), *self.shape_), g, device) * math.sqrt(tau)
-        x1 = integrate(module, x0, solver=self.solver, steps=int(self.steps),
-                       atol=float(self.atol), rtol=float(self.rtol))
-        return self._to_data_space(x1)
-
-
-def make_network(model: Any, shape: tuple[int, ...]) -> nn.Module:
-    """The network of ``model`` (its ``network``, ``hidden_features``, ``time_features`` and
-    ``network_options``) for samples of ``shape``; shared by flow matching and diffusion."""
-    options = dict(model.network_options or {})
-    if model.network == "mlp":
-        options = {"hidden_features": model.hidden_features,
-                   "time_features": model.time_features, **options}
-    return build_network(model.network, shape, options)
+    def _sample(
+        self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
+    ) -> torch.Tensor:
+        """x0 ~ N(0, temperature * I) carried to t = 1 by the learned ODE."""
+        x0 = randn((n, *self.shape_), generator, self._trainer().device) * math.sqrt(temperature)
+        return integrate(module, x0, solver=self.solver, steps=int(self.steps),
+                         atol=float(self.atol), rtol=float(self.rtol))

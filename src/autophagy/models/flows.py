@@ -6,7 +6,7 @@ Flows give an exact ``log_prob``, so the held-out NLL can be tracked next to sam
 
 The flow layers come from zuko (Rozet et al.); this module only adds the loop's protocol:
 budgets of samples seen, warm start, a fixed data standardisation, temperature sampling and
-exact checkpoints, all from :class:`autophagy.models.training.NeuralModel`.
+exact checkpoints, all from :class:`autophagy.models.neural.NeuralModel`.
 
 References:
     | Neural Spline Flows (Durkan et al., 2019) https://arxiv.org/abs/1906.04032
@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import zuko
 from torch import nn
 
-from autophagy.models.base import check_temperature
-from autophagy.models.training import NeuralModel, torch_generator
+from autophagy.models.neural import NeuralModel
+from autophagy.models.training import randn
 
 _FLOWS = ("nsf", "maf")
 _CHUNK = 65536
@@ -62,7 +62,7 @@ class NormalizingFlow(NeuralModel):
     warm-started generations.
 
     The flow models the standardised data u = (x - shift) / scale (fixed at the first fit, see
-    :class:`~autophagy.models.training.NeuralModel`), so ``log_prob`` adds the Jacobian:
+    :class:`~autophagy.models.neural.NeuralModel`), so ``log_prob`` adds the Jacobian:
     log p(x) = log p_u(u) - sum(log scale). NSF splines act on [-5, 5] only, so standardising
     matters for data of other scales.
 
@@ -76,9 +76,10 @@ class NormalizingFlow(NeuralModel):
         transforms: number of autoregressive transforms.
         hidden_features: widths of each transform's masked MLP.
         bins: spline bins (NSF only).
-        lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay, device:
-            see :class:`autophagy.models.training.TrainConfig` (budgets in samples seen).
-        standardize: fit a fixed per-feature affine standardisation at the first fit.
+        budget, initial_budget, mixed_precision, **options: training, device and scaler options
+            of :class:`autophagy.models.neural.NeuralModel` (budgets in samples seen; mixed
+            precision off by default: a bfloat16 log-density is too coarse for maximum
+            likelihood).
 
     Example:
         >>> model = NormalizingFlow("nsf").fit(x, rng=np.random.default_rng(0))
@@ -95,31 +96,17 @@ class NormalizingFlow(NeuralModel):
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
         *,
-        lr: float = 1e-3,
-        batch_size: int = 256,
         budget: int = 8192,
         initial_budget: int | None = 256_000,
-        warmup: int = 0,
-        grad_clip: float | None = 1.0,
-        ema: float = 0.0,
-        weight_decay: float = 0.0,
-        device: str = "auto",
-        standardize: bool = True,
+        mixed_precision: bool = False,
+        **options: Any,
     ):
+        super().__init__(budget=budget, initial_budget=initial_budget,
+                         mixed_precision=mixed_precision, **options)
         self.flow = flow
         self.transforms = transforms
         self.hidden_features = hidden_features
         self.bins = bins
-        self.lr = lr
-        self.batch_size = batch_size
-        self.budget = budget
-        self.initial_budget = initial_budget
-        self.warmup = warmup
-        self.grad_clip = grad_clip
-        self.ema = ema
-        self.weight_decay = weight_decay
-        self.device = device
-        self.standardize = standardize
 
     def _validate(self) -> None:
         if self.flow not in _FLOWS:
@@ -153,19 +140,9 @@ class NormalizingFlow(NeuralModel):
                for i in range(0, len(u), _CHUNK)]
         return (np.concatenate(out) if out else np.empty(0)) - log_det
 
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
-    ) -> np.ndarray:
-        """``n`` samples: base noise N(0, temperature * I) through the inverse flow."""
-        if int(n) == 0:
-            return self._no_samples()
-        module = self.eval_module
-        tau = check_temperature(temperature)
-        g = torch_generator(rng)
-        n = int(n)
-        z = torch.randn((n, self.features_), generator=g) * math.sqrt(tau)
-        z = z.to(self._trainer().device)
-        u = [module().transform.inv(z[i : i + _CHUNK]) for i in range(0, n, _CHUNK)]
-        u = torch.cat(u) if u else z
-        return self._to_data_space(u.reshape((n, *self.shape_)))
+    def _sample(
+        self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
+    ) -> torch.Tensor:
+        """Base noise N(0, temperature * I) through the inverse flow."""
+        z = randn((n, self.features_), generator, self._trainer().device) * math.sqrt(temperature)
+        return module().transform.inv(z).reshape((n, *self.shape_))

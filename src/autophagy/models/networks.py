@@ -6,8 +6,8 @@ shape ``(n, *shape)`` and ``c`` of shape ``(n,)`` (flow-matching time in [0, 1],
 EDM ``c_noise = log(sigma) / 4``), returning a tensor of the shape of ``x``.
 
 Families name their network with ``network`` (a key of :data:`NETWORKS`, or a callable
-``builder(shape, **options) -> nn.Module``) and pass its options; points use :class:`MLP`. Image
-networks (a UNet) register here later under their own name with the same contract.
+``builder(shape, **options) -> nn.Module``) and pass its options; points use :class:`MLP`, images
+(C, H, W) the ``"unet"`` (:class:`~autophagy.models.unet.UNet`, diffusers' ``UNet2DModel``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from autophagy.models.unet import UNet
+from autophagy.options import check_options
 
 NetworkBuilder = Callable[..., nn.Module]
 
@@ -106,18 +109,26 @@ class MLP(nn.Module):
         return self.net(h).reshape(x.shape)
 
 
-NETWORKS: dict[str, NetworkBuilder] = {"mlp": MLP}
+NETWORKS: dict[str, NetworkBuilder] = {"mlp": MLP, "unet": UNet}
 """Network builders by name: ``builder(shape, **options) -> nn.Module`` called as ``net(x, c)``."""
 
 
-def build_network(
-    network: str | NetworkBuilder, shape: Sequence[int], options: Mapping[str, Any] | None = None
-) -> nn.Module:
-    """Build ``network`` (a name in :data:`NETWORKS` or a builder) for samples of ``shape``."""
+def check_network(network: str | NetworkBuilder, options: Mapping[str, Any] | None) -> None:
+    """Raise ``ValueError`` for an unknown network name or an option its builder does not take."""
     if isinstance(network, str):
         if network not in NETWORKS:
             raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
         network = NETWORKS[network]
     if not callable(network):
         raise ValueError(f"network must be a name or a callable builder, got {network!r}")
+    check_options(network, dict(options or {}), field="network_options", skip=("shape",))
+
+
+def build_network(
+    network: str | NetworkBuilder, shape: Sequence[int], options: Mapping[str, Any] | None = None
+) -> nn.Module:
+    """Build ``network`` (a name in :data:`NETWORKS` or a builder) for samples of ``shape``."""
+    check_network(network, options)
+    if isinstance(network, str):
+        network = NETWORKS[network]
     return network(tuple(int(s) for s in shape), **dict(options or {}))

@@ -75,9 +75,12 @@ def build_model(name: str, options: dict[str, Any] | None = None) -> Any:
     except ValueError as err:
         raise ValueError(
             f"{err} (model {name!r}; after changing model.name, reset the preset's options "
-            "with --set model.options={{}})"
+            "with --set model.options={})"
         ) from None
     try:
         return cls(**opts)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"model.options: {err}") from None
+        message = str(err)  # errors that already name their field (model.options.device) stay
+        raise ValueError(
+            message if message.startswith("model.") else f"model.options: {message}"
+        ) from None

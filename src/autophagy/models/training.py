@@ -5,8 +5,8 @@ is trained for a *budget* of samples seen per generation (the paper counts image
 ``num_mimg``), warm-started from the previous generation's weights *and optimizer state*
 (Bertrand et al., 2024, fine-tune each generation), with the same learning-rate warm-up, gradient
 clipping, EMA of the weights and divergence check. A family subclasses :class:`NeuralModel` (the
-loop's protocol: budgets, warm start, a fixed standardisation, checkpoints) and only supplies a
-module factory and a loss ``loss_fn(module, batch, generator) -> scalar``.
+loop's protocol, in :mod:`autophagy.models.neural`) and only supplies a module factory and a loss
+``loss_fn(module, batch, generator) -> scalar``.
 
 Determinism: all randomness (initial weights, minibatch order, any noise the loss draws) comes from
 one ``torch.Generator`` derived from the numpy ``rng`` handed to ``fit`` (:func:`torch_generator`),
@@ -69,6 +69,8 @@ class TrainConfig:
             sampling and log-densities use the EMA weights (as EDM and most diffusion codes do).
         weight_decay: decoupled weight decay of AdamW (Loshchilov & Hutter, 2019); 0 = Adam.
         device: ``"auto"`` (cuda when available), ``"cpu"`` or ``"cuda"``.
+        mixed_precision: on CUDA, run the loss (and sampling, see :meth:`Trainer.autocast`) under
+            bfloat16 autocast; weights, optimizer and EMA stay float32. Ignored on CPU.
         max_loss: a loss whose absolute value exceeds this counts as diverged.
     """
 
@@ -81,6 +83,7 @@ class TrainConfig:
     ema: float = 0.0
     weight_decay: float = 0.0
     device: Literal["auto", "cpu", "cuda"] | str = "auto"
+    mixed_precision: bool = True
     max_loss: float = 1e6
 
     def __post_init__(self) -> None:
@@ -125,7 +128,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available")
+        raise ValueError(
+            f"{device!r} was asked for but CUDA is not available on this machine; "
+            "use 'auto' or 'cpu'"
+        )
     return torch.device(device)
 
 
@@ -205,11 +211,6 @@ class Trainer:
         """Whether a module exists (after :meth:`reset` or :meth:`load_state_dict`)."""
         return self.module is not None
 
-    def _no_samples(self) -> np.ndarray:
-        """``sample(0)``: an empty array of the sample shape (the loop asks for it at lambda 0)."""
-        self._trainer()
-        return np.empty((0, *self.shape_))
-
     @property
     def eval_module(self) -> nn.Module:
         """The weights to sample with: the EMA copy when EMA is on, else the raw module."""
@@ -238,6 +239,11 @@ class Trainer:
         return torch.optim.AdamW(
             module.parameters(), lr=self.config.lr, weight_decay=float(self.config.weight_decay)
         )
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast on CUDA when ``mixed_precision`` is on; a no-op context otherwise."""
+        on = self.device.type == "cuda" and bool(self.config.mixed_precision)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
 
     def reset(self, generator: torch.Generator) -> None:
         """Fresh weights drawn from ``generator``, a fresh optimizer, EMA = weights, step = 0."""
@@ -279,9 +285,11 @@ class Trainer:
     ) -> TrainResult:
         """Run ``ceil(budget / batch_size)`` AdamW steps on minibatches of ``data``.
 
-        Minibatches walk through random permutations of ``data`` drawn from ``generator`` (epoch
-        by epoch, so every point is seen equally often). Each step sets the warm-up learning rate,
-        checks the loss, clips the gradient norm, steps AdamW and updates the EMA.
+        ``data`` is moved to the device once and stays there for the whole call. Minibatches walk
+        through random permutations of ``data`` drawn from ``generator`` (epoch by epoch, so every
+        point is seen equally often). Each step sets the warm-up learning rate, computes the loss
+        (under :meth:`autocast`), checks it, clips the gradient norm, steps AdamW and updates the
+        EMA.
         ``progress(step, total, loss)`` is called about 20 times (and after the last step).
 
         Raises:
@@ -303,19 +311,21 @@ class Trainer:
         clip = float(cfg.grad_clip) if cfg.grad_clip else 0.0
         t0 = time.perf_counter()
         self.module.train()
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(self.device)
         pos = 0
         every = max(1, total // 20)
         for i in range(total):
             if pos + bs > n:
-                perm = torch.cat([perm[pos:], torch.randperm(n, generator=generator)])
+                fresh = torch.randperm(n, generator=generator).to(self.device)
+                perm = torch.cat([perm[pos:], fresh])
                 pos = 0
-            batch = data[perm[pos : pos + bs].to(self.device)]
+            batch = data[perm[pos : pos + bs]]
             pos += bs
             lr = self.lr_at(self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss = loss_fn(self.module, batch, generator)
+            with self.autocast():
+                loss = loss_fn(self.module, batch, generator).float()
             value = float(loss.detach())
             if not math.isfinite(value) or abs(value) > cfg.max_loss:
                 raise DivergedError(
@@ -373,154 +383,3 @@ class Trainer:
         else:
             self.ema_module = None
         self.step = int(state["step"])
-
-
-class NeuralModel:
-    """The :class:`~autophagy.models.base.GenerativeModel` glue shared by the torch families.
-
-    A family sets its hyper-parameters in ``__init__`` (including the :class:`TrainConfig` fields
-    ``lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay, device`` and
-    ``standardize``) and implements ``_make_module(shape)`` and ``_loss(module, batch,
-    generator)``; this class does ``fit`` (budgets, warm start, divergence), the data
-    standardisation and the checkpoints.
-
-    Standardisation (``standardize=True``): the per-feature mean and standard deviation of the data
-    of the *first* fit are stored (``shift_``, ``scale_``, in the state dict) and kept for the
-    model's life, also on later cold refits. The loop retrains on the model's own samples; a scaler
-    refit each generation would renormalise a shrinking or drifting distribution to unit scale and
-    hand each generation a different coordinate system. Build a new model to refit the scaler.
-    """
-
-    budget: int
-    standardize: bool
-
-    # --------------------------------------------------------- family hooks
-    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
-        raise NotImplementedError
-
-    def _loss(
-        self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _validate(self) -> None:
-        """Check the family's own hyper-parameters (raise ``ValueError`` naming the argument)."""
-
-    # --------------------------------------------------------------- helpers
-    def _train_config(self) -> TrainConfig:
-        names = ("lr", "batch_size", "budget", "initial_budget", "warmup", "grad_clip", "ema",
-                 "weight_decay", "device")
-        return TrainConfig(**{k: getattr(self, k) for k in names})
-
-    def _new_trainer(self) -> Trainer:
-        shape = self.shape_
-        return Trainer(lambda: self._make_module(shape), self._train_config())
-
-    def _trainer(self) -> Trainer:
-        trainer = getattr(self, "trainer_", None)
-        if trainer is None or not trainer.initialized:
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
-        return trainer
-
-    def _to_model_space(self, x: np.ndarray) -> torch.Tensor:
-        """Data (n, *shape) -> standardised float32 tensor (n, *shape) on the model's device."""
-        x = np.asarray(x, dtype=np.float64)
-        u = (x - self.shift_) / self.scale_
-        return torch.as_tensor(u, dtype=torch.float32, device=self._trainer().device)
-
-    def _to_data_space(self, u: torch.Tensor) -> np.ndarray:
-        out = u.detach().double().cpu().numpy() * self.scale_ + self.shift_
-        if not np.all(np.isfinite(out)):
-            raise DivergedError(f"the {type(self).__name__} produced non-finite samples")
-        return out
-
-    def _no_samples(self) -> np.ndarray:
-        """``sample(0)``: an empty array of the sample shape (the loop asks for it at lambda 0)."""
-        self._trainer()
-        return np.empty((0, *self.shape_))
-
-    @property
-    def eval_module(self) -> nn.Module:
-        """The module to sample with: the EMA copy when ``ema > 0``, else the trained weights."""
-        return self._trainer().eval_module
-
-    # ------------------------------------------------------------------ API
-    def fit(
-        self,
-        data: np.ndarray,
-        *,
-        warm_start: bool = False,
-        budget: int | None = None,
-        rng: np.random.Generator,
-        progress: Callable[..., None] | None = None,
-    ) -> NeuralModel:
-        """Train for ``budget`` samples seen (default: ``initial_budget`` cold, else ``budget``).
-
-        ``warm_start=True`` continues from the current weights, AdamW moments, EMA and step count
-        (a warm start on an unfitted model is a cold start); ``False`` draws fresh weights from
-        ``rng``. ``progress(step=, steps=)`` (the loop's callback) is told about training steps.
-
-        Raises:
-            DivergedError: the data hold NaN/inf (a previous generation blew up) or the loss
-                stopped being finite.
-        """
-        self._validate()
-        x = np.asarray(data, dtype=np.float64)
-        if x.ndim < 2 or len(x) == 0:
-            raise ValueError(f"data must have shape (n, features...), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise DivergedError("the training data contain NaN or inf")
-        g = torch_generator(rng)
-        shape = tuple(int(s) for s in x.shape[1:])
-        if getattr(self, "shape_", None) is None:
-            self.shape_ = shape
-            if self.standardize:
-                self.shift_ = x.mean(axis=0)
-                self.scale_ = np.maximum(x.std(axis=0), 1e-6)
-            else:
-                self.shift_, self.scale_ = np.zeros(shape), np.ones(shape)
-        elif shape != self.shape_:
-            raise ValueError(f"data have shape {shape} per sample, the model was fitted on "
-                             f"{self.shape_}")
-        trainer = getattr(self, "trainer_", None)
-        cold = not warm_start or trainer is None or not trainer.initialized
-        if cold:
-            trainer = self._new_trainer()
-            trainer.reset(g)
-            self.trainer_ = trainer
-        else:
-            trainer.config = self._train_config()
-        n_seen = trainer.config.budget_for(cold) if budget is None else int(budget)
-        report = None
-        if progress is not None:
-            def report(step: int, total: int, loss: float) -> None:
-                progress(step=step, steps=total)
-        self.last_train_ = trainer.train(self._to_model_space(x), n_seen, g, self._loss, report)
-        return self
-
-    def state_dict(self) -> dict[str, Any]:
-        """Sample shape, the fixed standardisation and the trainer (weights, EMA, AdamW, step)."""
-        if getattr(self, "shape_", None) is None:
-            return {"fitted": False}
-        trainer = getattr(self, "trainer_", None)
-        return {
-            "fitted": True,
-            "shape": list(self.shape_),
-            "shift": np.array(self.shift_, dtype=np.float64),
-            "scale": np.array(self.scale_, dtype=np.float64),
-            "trainer": {"initialized": False} if trainer is None else trainer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the constructor arguments must match the saved model's."""
-        self.trainer_ = None
-        if not state.get("fitted", False):
-            self.shape_ = None
-            return
-        self._validate()
-        self.shape_ = tuple(int(s) for s in state["shape"])
-        self.shift_ = np.array(state["shift"], dtype=np.float64)
-        self.scale_ = np.array(state["scale"], dtype=np.float64)
-        trainer = self._new_trainer()
-        trainer.load_state_dict(state["trainer"])
-        self.trainer_ = trainer

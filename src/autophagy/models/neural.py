@@ -1,0 +1,402 @@
+"""The loop's protocol for every torch family: budgets, warm start, scaler, devices, checkpoints.
+
+A neural family (a flow, flow matching, DDPM, EDM) subclasses :class:`NeuralModel` (or
+:class:`NetworkModel` when its module is a network ``net(x, c)``) and supplies only its science:
+``_make_module(shape)``, a loss ``_loss(module, batch, generator)`` and a sampler ``_sample(module,
+n, generator, temperature)`` in model space. Everything the retraining loop of Bertrand et al.
+(2024) needs around it lives here, once: training for a budget of samples seen (the paper's
+``num_mimg``), fine-tuning warm-started from the previous generation's weights and optimizer state,
+a data scaler fixed at the first fit, chunked sampling under a seed, a pretrained generation 0
+(``init_checkpoint``), the device and mixed precision, and exact checkpoints.
+
+Shared options are written once: :class:`NeuralModel` (training) and :class:`NetworkModel` (the
+network) declare them as keyword arguments, a family's ``__init__`` takes its own arguments plus
+``**options`` and passes them up, and :meth:`NeuralModel.__init_subclass__` gives the family's
+``__init__`` the merged signature, so ``inspect.signature``, ``help()`` and the config's option
+check (:func:`autophagy.options.check_options`) see every accepted keyword.
+
+References:
+    | On the Stability of Iterative Retraining of Generative Models on their own Data
+    | (Bertrand et al., ICLR 2024) https://arxiv.org/abs/2310.00429
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autophagy.models.base import check_temperature
+from autophagy.models.networks import NetworkBuilder, build_network, check_network
+from autophagy.models.training import (
+    DivergedError,
+    TrainConfig,
+    Trainer,
+    resolve_device,
+    torch_generator,
+)
+from autophagy.models.unet import UNet
+
+_TRAIN_FIELDS = ("lr", "batch_size", "budget", "initial_budget", "warmup", "grad_clip", "ema",
+                 "weight_decay", "device", "mixed_precision")
+
+
+def check_device(device: str) -> torch.device:
+    """Resolve ``device`` now, so that a missing GPU stops a config before anything runs."""
+    try:
+        return resolve_device(device)
+    except ValueError as err:
+        raise ValueError(f"model.options.device: {err}") from None
+
+
+def check_init_checkpoint(path: str | Path | None) -> None:
+    """``init_checkpoint`` must be an existing state-dict file or diffusers model folder."""
+    if path is None:
+        return
+    p = Path(path).expanduser()
+    if p.is_dir() and not (p / "config.json").is_file():
+        raise ValueError(f"model.options.init_checkpoint: {str(path)!r} is a folder without "
+                         "config.json; expected a diffusers model folder or a state-dict file")
+    if not p.exists():
+        raise ValueError(f"model.options.init_checkpoint: no such file or folder {str(path)!r}; "
+                         "give a torch.save'd state dict of the network or a local diffusers "
+                         "model folder")
+
+
+def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
+    """Load a ``torch.save``'d state dict into ``module`` (``weights_only=True``: no code runs).
+
+    The keys must match the network's own (``model.eval_module.state_dict()``); for a
+    :class:`~autophagy.models.unet.UNet` the keys of the inner diffusers model are accepted too.
+    """
+    state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"model.options.init_checkpoint: {str(path)!r} does not hold a state "
+                         f"dict (got {type(state).__name__})")
+    target = module
+    if isinstance(module, UNet) and not any(str(k).startswith("unet.") for k in state):
+        target = module.unet
+    missing, unexpected = target.load_state_dict(dict(state), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"model.options.init_checkpoint: {str(path)!r} does not fit the network: "
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]})"
+        )
+    return module
+
+
+class NeuralModel:
+    """The :class:`~autophagy.models.base.GenerativeModel` glue shared by the torch families.
+
+    Arguments (keyword-only, shared by every neural family):
+        lr, batch_size, budget, initial_budget, warmup, grad_clip, ema, weight_decay:
+            optimisation, see :class:`~autophagy.models.training.TrainConfig` (budgets in samples
+            seen; ``initial_budget`` for training from scratch, ``budget`` for fine-tuning).
+        device: ``"auto"`` (cuda when available), ``"cpu"`` or ``"cuda"``; checked at
+            construction (``"cuda"`` without a GPU raises ``ValueError``).
+        mixed_precision: bfloat16 autocast of training and sampling on CUDA (ignored on CPU).
+        standardize: fit a fixed per-feature standardisation of point data (n, d) at the first
+            fit. Images (n, C, H, W) are never standardised: they are already in [-1, 1], and
+            their samples are clamped to [-1, 1], the data's range.
+        init_checkpoint: start every cold fit from these weights instead of random ones: a
+            ``torch.save``'d state dict of the network, or a local diffusers model folder
+            (``UNet2DModel.save_pretrained``, e.g. a downloaded ``google/ddpm-cifar10-32/unet``;
+            the architecture then comes from the folder). Generation 0 then trains only the
+            ``budget`` given to ``fit`` (the config's ``model.initial_budget``), else 0 samples.
+        sample_batch_size: samples drawn per network batch (bounds memory, not the result's
+            size).
+
+    Standardisation: the per-feature mean and standard deviation of the data of the *first* fit
+    are stored (``shift_``, ``scale_``, in the state dict) and kept for the model's life, also on
+    later cold refits. The loop retrains on the model's own samples; a scaler refit each
+    generation would renormalise a shrinking or drifting distribution to unit scale and hand each
+    generation a different coordinate system. Build a new model to refit the scaler.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        sig = inspect.signature(init)
+        params = list(sig.parameters.values())
+        if not params or params[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            return
+        own = params[:-1]
+        names = {p.name for p in own}
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        inherited = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(super(cls, cls).__init__).parameters.values()
+            if p.name != "self" and p.name not in names and p.kind in kinds
+        ]
+        init.__signature__ = sig.replace(parameters=own + inherited)
+
+    def __init__(
+        self,
+        *,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        budget: int = 16_384,
+        initial_budget: int | None = 512_000,
+        warmup: int = 0,
+        grad_clip: float | None = 1.0,
+        ema: float = 0.0,
+        weight_decay: float = 0.0,
+        device: str = "auto",
+        mixed_precision: bool = True,
+        standardize: bool = True,
+        init_checkpoint: str | None = None,
+        sample_batch_size: int = 4096,
+    ):
+        self.lr = lr
+        self.batch_size = batch_size
+        self.budget = budget
+        self.initial_budget = initial_budget
+        self.warmup = warmup
+        self.grad_clip = grad_clip
+        self.ema = ema
+        self.weight_decay = weight_decay
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.standardize = standardize
+        self.init_checkpoint = init_checkpoint
+        self.sample_batch_size = sample_batch_size
+        check_device(device)
+        check_init_checkpoint(init_checkpoint)
+        if int(sample_batch_size) < 1:
+            raise ValueError(f"sample_batch_size must be >= 1, got {sample_batch_size!r}")
+
+    # --------------------------------------------------------- family hooks
+    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
+        raise NotImplementedError
+
+    def _loss(
+        self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _sample(
+        self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
+    ) -> torch.Tensor:
+        """``n`` samples in model space, shape (n, *shape), on the model's device."""
+        raise NotImplementedError
+
+    def _validate(self) -> None:
+        """Check the family's own hyper-parameters (raise ``ValueError`` naming the argument)."""
+
+    def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
+        raise ValueError(f"model.options.init_checkpoint: {type(self).__name__} cannot load the "
+                         f"folder {str(path)!r}; give a state-dict file")
+
+    # --------------------------------------------------------------- helpers
+    def _build_module(self, shape: tuple[int, ...]) -> nn.Module:
+        """The family's module, with ``init_checkpoint``'s weights when one is given."""
+        if self.init_checkpoint is None:
+            return self._make_module(shape)
+        path = Path(self.init_checkpoint).expanduser()
+        check_init_checkpoint(path)
+        if path.is_dir():
+            return self._pretrained_module(path, shape)
+        return load_weights(self._make_module(shape), path)
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_FIELDS})
+
+    def _new_trainer(self) -> Trainer:
+        shape = self.shape_
+        return Trainer(lambda: self._build_module(shape), self._train_config())
+
+    def _trainer(self) -> Trainer:
+        trainer = getattr(self, "trainer_", None)
+        if trainer is None or not trainer.initialized:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        return trainer
+
+    @property
+    def images_(self) -> bool:
+        """Whether the samples are images (C, H, W) rather than points (d,)."""
+        return len(self.shape_) == 3
+
+    def _to_model_space(self, x: np.ndarray) -> torch.Tensor:
+        """Data (n, *shape) -> standardised float32 tensor (n, *shape) on the model's device."""
+        device = self._trainer().device
+        if not self.standardize or self.images_:
+            return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+        u = (np.asarray(x, dtype=np.float64) - self.shift_) / self.scale_
+        return torch.as_tensor(u, dtype=torch.float32, device=device)
+
+    def _to_data_space(self, u: torch.Tensor) -> np.ndarray:
+        if self.images_:
+            out = u.detach().float().cpu().numpy()
+            if not np.all(np.isfinite(out)):
+                raise DivergedError(f"the {type(self).__name__} produced non-finite samples")
+            return out.clip(-1.0, 1.0)
+        out = u.detach().double().cpu().numpy() * self.scale_ + self.shift_
+        if not np.all(np.isfinite(out)):
+            raise DivergedError(f"the {type(self).__name__} produced non-finite samples")
+        return out
+
+    @property
+    def eval_module(self) -> nn.Module:
+        """The module to sample with: the EMA copy when ``ema > 0``, else the trained weights."""
+        return self._trainer().eval_module
+
+    # ------------------------------------------------------------------ API
+    def fit(
+        self,
+        data: np.ndarray,
+        *,
+        warm_start: bool = False,
+        budget: int | None = None,
+        rng: np.random.Generator,
+        progress: Callable[..., None] | None = None,
+    ) -> NeuralModel:
+        """Train for ``budget`` samples seen (default: ``initial_budget`` cold, else ``budget``;
+        0 on a cold start from ``init_checkpoint``).
+
+        ``warm_start=True`` continues from the current weights, AdamW moments, EMA and step count
+        (a warm start on an unfitted model is a cold start); ``False`` draws fresh weights from
+        ``rng`` (or loads ``init_checkpoint``). ``progress(step=, steps=)`` (the loop's callback)
+        is told about training steps.
+
+        Raises:
+            DivergedError: the data hold NaN/inf (a previous generation blew up) or the loss
+                stopped being finite.
+        """
+        self._validate()
+        x = np.asarray(data)
+        x = x.astype(np.float32 if x.ndim == 4 else np.float64, copy=False)
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"data must have shape (n, features...), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise DivergedError("the training data contain NaN or inf")
+        g = torch_generator(rng)
+        shape = tuple(int(s) for s in x.shape[1:])
+        if getattr(self, "shape_", None) is None:
+            self.shape_ = shape
+            if self.standardize and not self.images_:
+                self.shift_ = x.mean(axis=0)
+                self.scale_ = np.maximum(x.std(axis=0), 1e-6)
+            else:
+                self.shift_, self.scale_ = np.zeros(shape), np.ones(shape)
+        elif shape != self.shape_:
+            raise ValueError(f"data have shape {shape} per sample, the model was fitted on "
+                             f"{self.shape_}")
+        trainer = getattr(self, "trainer_", None)
+        cold = not warm_start or trainer is None or not trainer.initialized
+        if cold:
+            trainer = self._new_trainer()
+            trainer.reset(g)
+            self.trainer_ = trainer
+        else:
+            trainer.config = self._train_config()
+        if budget is not None:
+            n_seen = int(budget)
+        else:
+            n_seen = 0 if cold and self.init_checkpoint else trainer.config.budget_for(cold)
+        report = None
+        if progress is not None:
+            def report(step: int, total: int, loss: float) -> None:
+                progress(step=step, steps=total)
+        self.last_train_ = trainer.train(self._to_model_space(x), n_seen, g, self._loss, report)
+        return self
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, rng: np.random.Generator, temperature: float = 1.0
+    ) -> np.ndarray:
+        """``n`` samples (the family's sampler, in batches of ``sample_batch_size``)."""
+        trainer = self._trainer()
+        n = int(n)
+        if n == 0:
+            return np.empty((0, *self.shape_))
+        module = self.eval_module
+        tau = check_temperature(temperature)
+        g = torch_generator(rng)
+        chunk = int(self.sample_batch_size)
+        with trainer.autocast():
+            parts = [self._sample(module, min(chunk, n - i), g, tau).float()
+                     for i in range(0, n, chunk)]
+        return self._to_data_space(torch.cat(parts))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sample shape, the fixed standardisation and the trainer (weights, EMA, AdamW, step)."""
+        if getattr(self, "shape_", None) is None:
+            return {"fitted": False}
+        trainer = getattr(self, "trainer_", None)
+        return {
+            "fitted": True,
+            "shape": list(self.shape_),
+            "shift": np.array(self.shift_, dtype=np.float64),
+            "scale": np.array(self.scale_, dtype=np.float64),
+            "trainer": {"initialized": False} if trainer is None else trainer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the constructor arguments must match the saved model's."""
+        self.trainer_ = None
+        if not state.get("fitted", False):
+            self.shape_ = None
+            return
+        self._validate()
+        self.shape_ = tuple(int(s) for s in state["shape"])
+        self.shift_ = np.array(state["shift"], dtype=np.float64)
+        self.scale_ = np.array(state["scale"], dtype=np.float64)
+        trainer = self._new_trainer()
+        trainer.load_state_dict(state["trainer"])
+        self.trainer_ = trainer
+
+
+class NetworkModel(NeuralModel):
+    """A :class:`NeuralModel` whose module is a network ``net(x, c)`` (flow matching, diffusion).
+
+    Arguments (keyword-only):
+        network: a name in :data:`~autophagy.models.networks.NETWORKS` (``"mlp"`` for points,
+            ``"unet"`` for images) or a builder ``builder(shape, **options)``.
+        hidden_features, time_features: the ``"mlp"``'s widths and time-embedding size.
+        network_options: any other options of the network, e.g. ``{block_out_channels: [32,
+            64], layers_per_block: 1, attention: false}`` for the ``"unet"``.
+        **options: the training options of :class:`NeuralModel`.
+    """
+
+    def __init__(
+        self,
+        *,
+        network: str | NetworkBuilder = "mlp",
+        hidden_features: Sequence[int] = (128, 128, 128),
+        time_features: int = 32,
+        network_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ):
+        super().__init__(**options)
+        self.network = network
+        self.hidden_features = hidden_features
+        self.time_features = time_features
+        self.network_options = network_options
+        try:
+            check_network(network, self._network_options())
+        except ValueError as err:
+            raise ValueError(f"model.options.{err}") from None
+
+    def _network_options(self) -> dict[str, Any]:
+        options = dict(self.network_options or {})
+        if self.network == "mlp":
+            options = {"hidden_features": self.hidden_features,
+                       "time_features": self.time_features, **options}
+        return options
+
+    def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
+        return build_network(self.network, shape, self._network_options())
+
+    def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
+        if self.network != "unet":
+            return super()._pretrained_module(path, shape)
+        scale = (self.network_options or {}).get("time_scale", 1000.0)
+        return UNet.from_pretrained(path, shape, time_scale=float(scale))
