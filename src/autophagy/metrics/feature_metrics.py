@@ -181,18 +181,31 @@ def _labelled_images(ctx: EvalContext) -> bool:
     return samples.ndim >= 2 and len(samples) > 0 and samples[0].size == ctx.dataset.dim
 
 
-def _class_kl(ctx: EvalContext) -> float:
-    from autophagy.metrics.classifier import DatasetClassifier, class_kl
+def _predictions(ctx: EvalContext) -> tuple[np.ndarray, int]:
+    """The classifier's labels for this generation's samples, computed once for both metrics."""
+    from autophagy.metrics.classifier import DatasetClassifier
 
+    memo = _PER_CTX.get("labels")
+    if memo is not None and memo[0]() is ctx:
+        return memo[1]
     clf = DatasetClassifier.for_dataset(ctx.dataset)
-    return class_kl(clf.predict(ctx.samples), ctx.dataset.params["train_labels"], clf.n_classes)
+    result = (clf.predict(ctx.samples), clf.n_classes)
+    _PER_CTX["labels"] = (weakref.ref(ctx), result)
+    return result
+
+
+def _class_kl(ctx: EvalContext) -> float:
+    from autophagy.metrics.classifier import class_kl
+
+    pred, n_classes = _predictions(ctx)
+    return class_kl(pred, ctx.dataset.params["train_labels"], n_classes)
 
 
 def _classes_covered(ctx: EvalContext) -> float:
-    from autophagy.metrics.classifier import DatasetClassifier, classes_covered
+    from autophagy.metrics.classifier import classes_covered
 
-    clf = DatasetClassifier.for_dataset(ctx.dataset)
-    return float(classes_covered(clf.predict(ctx.samples), clf.n_classes))
+    pred, n_classes = _predictions(ctx)
+    return float(classes_covered(pred, n_classes))
 
 
 CLASSIFIER_METRICS: list[Metric] = [
