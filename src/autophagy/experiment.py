@@ -237,7 +237,8 @@ def _run_processes(config, cells, store, emit, workers) -> dict[str, str]:
     queue = manager.Queue()
     statuses: dict[str, str] = {}
     try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_limit_threads) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_limit_threads)
+        try:
             futures = {
                 pool.submit(
                     _worker, config.model_dump_json(by_alias=True), s, str(store.root), queue
@@ -257,9 +258,21 @@ def _run_processes(config, cells, store, emit, workers) -> dict[str, str]:
                         statuses[spec.cell_id] = "failed"
                         emit({"cell": spec.cell_id, "done": "failed", "message": str(err)})
             _drain(queue, emit)
+        except BaseException:
+            _stop_now(pool)  # Ctrl-C: stop at once; checkpoints make the work resumable
+            raise
+        pool.shutdown(wait=True)
     finally:
         manager.shutdown()
     return statuses
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Kill the workers and drop queued cells. ``shutdown`` alone would wait for every running
+    cell to finish its generations; a kill is safe because every file is written atomically."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _drain(queue, emit) -> None:
