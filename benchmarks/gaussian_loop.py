@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from autophagy.data import dataset_from_array
-from autophagy.loop import run_cell
+from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import get_metric
 from autophagy.models.gaussian import GaussianMLE
 from autophagy.policies import parse_policy
@@ -61,7 +61,8 @@ def time_loop_per_seed(
     start = time.perf_counter()
     for seed, dataset in enumerate(datasets):
         cell = run_cell(
-            GaussianMLE(), dataset, pol, generations, seed=seed, metrics=metrics, n_eval=n_eval
+            GaussianMLE(), dataset, pol, LoopSettings(generations, seed=seed),
+            EvalSettings(metrics=tuple(metrics), n_samples=n_eval)
         )
         assert cell.status == "done", cell.message
     return (time.perf_counter() - start) / loop_seeds

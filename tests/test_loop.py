@@ -8,7 +8,7 @@ import pytest
 
 import autophagy
 from autophagy.data import load_dataset
-from autophagy.loop import resolve_metrics, run_cell
+from autophagy.loop import EvalSettings, LoopSettings, resolve_metrics, run_cell
 from autophagy.models import GaussianMixture, GaussianMLE
 from autophagy.policies import parse_policy
 from autophagy.store import CellStore
@@ -65,7 +65,7 @@ def test_same_seed_gives_identical_numbers_and_other_seed_differs(moons):
 def test_evaluation_never_moves_the_training_trajectory(moons):
     """More metrics or more evaluation samples draw from the evaluation stream only."""
     few = autophagy.run_loop(
-        GaussianMLE(), moons, "fully_synthetic", 5, seed=0, metrics=["cov_trace_ratio"], n_eval=50
+        GaussianMLE(), moons, "fully_synthetic", 5, seed=0, metrics=["cov_trace_ratio"], n_samples=50
     )
     many = autophagy.run_loop(
         GaussianMLE(),
@@ -74,7 +74,7 @@ def test_evaluation_never_moves_the_training_trajectory(moons):
         5,
         seed=0,
         metrics=["w2", "energy", "mmd", "cov_trace_ratio"],
-        n_eval=500,
+        n_samples=500,
     )
     ratio = many[many.metric == "cov_trace_ratio"].reset_index(drop=True)
     pd.testing.assert_frame_equal(few, ratio)
@@ -141,9 +141,8 @@ def test_divergence_is_recorded_and_earlier_generations_are_kept(moons, tmp_path
         NaNAfter(2, n_components=4),
         moons,
         parse_policy("mixed:0.5"),
-        5,
-        seed=0,
-        metrics=resolve_metrics(["w2"]),
+        LoopSettings(5, seed=0),
+        EvalSettings(metrics=("w2",)),
         store=store,
     )
     assert result.status == "diverged"
@@ -172,14 +171,14 @@ class InterruptAt(GaussianMixture):
 @pytest.mark.parametrize("policy", ["accumulate", "fresh_real:0.3", "mixed:0.5"])
 def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, policy):
     data = load_dataset("eight_gaussians", n_train=150, n_test=300, n_pool=400, seed=3)
-    kw = dict(seed=3, metrics=resolve_metrics(["w2", "nll"]))
-    whole = run_cell(GaussianMixture(n_components=4), data, parse_policy(policy), 5, **kw)
+    loop, ev = LoopSettings(5, seed=3), EvalSettings(metrics=tuple(resolve_metrics(["w2", "nll"])))
+    whole = run_cell(GaussianMixture(n_components=4), data, parse_policy(policy), loop, ev)
     store = CellStore(tmp_path / "cell")
     with pytest.raises(KeyboardInterrupt):
-        run_cell(InterruptAt(4, n_components=4), data, parse_policy(policy), 5, store=store, **kw)
+        run_cell(InterruptAt(4, n_components=4), data, parse_policy(policy), loop, ev, store=store)
     assert store.generations_saved() == [0, 1, 2]
     resumed = run_cell(
-        GaussianMixture(n_components=4), data, parse_policy(policy), 5, store=store, **kw
+        GaussianMixture(n_components=4), data, parse_policy(policy), loop, ev, store=store
     )
     assert resumed.status == "done"
     pd.testing.assert_frame_equal(whole.metrics, resumed.metrics)

@@ -41,7 +41,7 @@ def test_gaussian_on_digits_is_judged_by_the_digits_classifier():
         "mixed:0.5",
         1,
         seed=0,
-        n_eval=400,
+        n_samples=400,
         metrics=["fid", "kid", "precision", "recall", "class_kl", "classes_covered"],
     )
     values = df.pivot(index="generation", columns="metric", values="value")
@@ -59,7 +59,7 @@ def test_gaussian_on_digits_is_judged_by_the_digits_classifier():
     assert np.isfinite(values.to_numpy()).all()
     # the same samples judged against themselves: the held-out set's own FID is ~0
     real_vs_real = autophagy.run_loop(
-        _Replay(digits.test), digits, "mixed:0", 0, seed=0, n_eval=400, metrics=["fid"]
+        _Replay(digits.test), digits, "mixed:0", 0, seed=0, n_samples=400, metrics=["fid"]
     )
     assert real_vs_real.value.iloc[0] < 1e-6 < values.fid.iloc[0]
 

@@ -151,6 +151,6 @@ def test_full_scale_preset_with_data_refuses_without_a_gpu(tmp_path):
 
 def test_run_loop_retrains_an_image_family_on_digits(digits):
     df = autophagy.run_loop(tiny("ddpm", initial_budget=64), digits, "mixed:0.5", generations=1,
-                            seed=0, n_eval=50, budget=32, metrics=["energy", "sliced_w2"])
+                            seed=0, n_samples=50, budget=32, metrics=["energy", "sliced_w2"])
     energy = df[df.metric == "energy"].set_index("generation")["value"]
     assert list(energy.index) == [0, 1] and np.isfinite(energy).all()

@@ -182,7 +182,7 @@ def test_fit_reports_training_steps_to_the_progress_callback():
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_each_family_runs_two_generations_of_the_loop(name):
-    df = autophagy.run_loop(tiny(name), "moons", "mixed:0.5", generations=2, seed=0, n_eval=200)
+    df = autophagy.run_loop(tiny(name), "moons", "mixed:0.5", generations=2, seed=0, n_samples=200)
     w2 = df[df.metric == "w2"].set_index("generation")["value"]
     assert list(w2.index) == [0, 1, 2] and np.isfinite(w2).all()
     assert ("nll" in set(df.metric)) == (name in ("nsf", "maf"))

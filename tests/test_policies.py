@@ -60,14 +60,42 @@ def test_fresh_real_draws_new_pool_samples_each_generation():
     assert fresh_a != {tuple(r) for r in b[:30]}
 
 
-def test_fresh_real_without_enough_pool_names_the_field():
-    with pytest.raises(ValueError, match="data.n_pool"):
+def test_fresh_real_without_enough_pool_says_how_many_it_needs():
+    with pytest.raises(ValueError, match="the pool holds 0; give a pool of at least 50"):
         FreshReal(0.5).check(100, None)
+
+
+def test_policies_describe_their_parameters():
+    (lam,) = Mixed.parameters()
+    assert (lam.key, lam.field, lam.default, lam.sweep, lam.tag) == ("lambda", "ratio", 1.0, True,
+                                                                     "lam")
+    assert [p.key for p in FreshReal.parameters()] == ["fraction"]
+    assert FullySynthetic.parameters() == []
+    assert FreshReal.needs_pool and not Mixed.needs_pool
+    assert Mixed.from_params(**{"lambda": 0.5}).params == {"lambda": 0.5}
+    with pytest.raises(ValueError, match="unknown parameter 'lam'; accepted: lambda"):
+        Mixed.from_params(lam=0.5)
+
+
+def test_cell_tags_name_every_swept_parameter():
+    assert Mixed(0.5).cell_tag == "mixed-lam0.5"
+    assert FreshReal(0.25).cell_tag == "fresh_real-frac0.25"
+    assert FullySynthetic().cell_tag == "fully_synthetic"
+
+
+def test_policy_grid_sweeps_list_values_in_order():
+    from autophagy.policies import policy_grid
+
+    grid = policy_grid("accumulate", {"lambda": [0.5, 2]})
+    assert [p.lam for p in grid] == [0.5, 2.0]
+    assert [p.n_synthetic(100) for p in grid] == [50, 200]
+    assert policy_grid("fully_synthetic", {}) == [FullySynthetic()]
 
 
 @pytest.mark.parametrize(
     ("spec", "label"),
     [("mixed:0.5", "mixed λ=0.5"), ("fully_synthetic", "fully_synthetic"),
+     ("fresh_real:fraction=0.5", "fresh_real 50%"), ("accumulate:2", "accumulate λ=2"),
      ("accumulate", "accumulate"), ("fresh_real:0.25", "fresh_real 25%"), ("mixed", "mixed λ=1")],
 )
 def test_parse_policy_reads_short_strings(spec, label):

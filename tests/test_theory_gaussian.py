@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import norm
 
 from autophagy.data import dataset_from_array
-from autophagy.loop import run_cell, run_loop, training_rng
+from autophagy.loop import run_cell, run_loop, training_rng, LoopSettings, EvalSettings
 from autophagy.metrics import get_metric
 from autophagy.models.gaussian import GaussianMLE
 from autophagy.policies import parse_policy
@@ -337,8 +337,9 @@ def test_simulation_replays_run_cell_draw_for_draw(policy, temperature, seed):
     dataset = dataset_from_array(_points(seed), seed=seed)
     T = 6
     metrics = [get_metric("mean_shift_sq"), get_metric("cov_trace_ratio")]
-    cell = run_cell(GaussianMLE(), dataset, parse_policy(policy), T, seed=seed, metrics=metrics,
-                    temperature=temperature, n_eval=10)
+    cell = run_cell(GaussianMLE(), dataset, parse_policy(policy),
+                    LoopSettings(T, seed=seed, temperature=temperature),
+                    EvalSettings(metrics=tuple(metrics), n_samples=10))
     assert cell.status == "done", cell.message
     n = len(dataset.train)
     sim = simulate_gaussian_loop(n=n, generations=T, policy=policy, seeds=1, mean=[0, 0],
@@ -356,7 +357,7 @@ def test_simulation_replays_run_cell_draw_for_draw(policy, temperature, seed):
 def test_simulation_replays_run_loop_unbiased():
     dataset = dataset_from_array(_points(5), seed=5)
     df = run_loop(GaussianMLE(unbiased=True), dataset, "fully_synthetic", 4, seed=5,
-                  metrics=["cov_trace_ratio"], n_eval=10)
+                  metrics=["cov_trace_ratio"], n_samples=10)
     sim = simulate_gaussian_loop(n=len(dataset.train), generations=4, policy="fully_synthetic",
                                  seeds=1, mean=[0, 0], cov=np.eye(2), unbiased=True,
                                  real=dataset.train, rng_seed=training_rng(5))

@@ -54,7 +54,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run an experiment; with no options, the default job (preset 'toy-flow')."""
-    from autophagy.config import DEFAULT_PRESET, load_config
+    from autophagy.config import DEFAULT_PRESET, config_field, load_config
     from autophagy.experiment import check_config, expand_grid
     from autophagy.store import RunStore
 
@@ -64,7 +64,8 @@ def run(
         cfg = load_config(config, preset=preset, overrides=set_ or [])
         check_config(cfg)
         root = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        store = RunStore.create(root, cfg.to_yaml(), keep=cfg.run.checkpoints)
+        with config_field("--out"):
+            store = RunStore.create(root, cfg.to_yaml(), keep=cfg.run.checkpoints)
     except ValueError as err:
         fail(str(err))
     n = len(expand_grid(cfg))
@@ -82,14 +83,11 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished generations are kept, each cell goes on from its
     last checkpoint with the same random numbers it would have drawn."""
-    import yaml
-
-    from autophagy.config import validate
     from autophagy.store import RunStore
 
     try:
         store = RunStore.open(run_dir)
-        cfg = validate(yaml.safe_load(store.config_text))
+        cfg = store.config()
         store.keep = cfg.run.checkpoints
     except ValueError as err:
         fail(str(err))
@@ -146,9 +144,9 @@ def list_() -> None:
 
     sections = [
         ("datasets (data.name)", describe_datasets()),
-        ("models (model.name)", [(k, v.description) for k, v in MODELS.items()]),
-        ("policies (loop.policy)", [(k, v[1]) for k, v in POLICIES.items()]),
-        ("metrics (eval.metrics)", [(k, m.description) for k, m in METRICS.items()]),
+        ("models (model.name)", MODELS.describe()),
+        ("policies (loop.policies)", _policy_rows(POLICIES)),
+        ("metrics (eval.metrics)", METRICS.describe()),
         (
             "presets (--preset)",
             [
@@ -165,6 +163,17 @@ def list_() -> None:
             table.add_row(name, desc)
         console.print(table)
         console.print()
+
+
+def _policy_rows(policies) -> list[tuple[str, str]]:
+    rows = []
+    for name, description in policies.describe():
+        params = ", ".join(
+            f"{p.key}={p.default:g}" if isinstance(p.default, int | float) else p.key
+            for p in policies[name].parameters()
+        )
+        rows.append((name, f"{description}" + (f" [{params}]" if params else "")))
+    return rows
 
 
 @theory_app.command("gaussian")

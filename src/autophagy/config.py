@@ -9,12 +9,21 @@ policies (:mod:`autophagy.experiment`). Presets are YAML files shipped in ``auto
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 StrictWhole = Annotated[int, Field(strict=True)]
 
@@ -47,41 +56,119 @@ class ModelConfig(_Section):
     """Budget of generation 0 (defaults to the model's own)."""
 
 
+DEFAULT_POLICIES: dict[str, dict[str, Any]] = {"mixed": {"lambda": [0.0, 0.5, 1.0]},
+                                                "fully_synthetic": {}}
+
+
+class SubFieldError(ValueError):
+    """A validator's error about a field below the one it validates (``policies.mixed.lambda``)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
 class LoopConfig(_Section):
-    policy: list[str] = Field(default_factory=lambda: ["mixed", "fully_synthetic"])
-    lam: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0], alias="lambda")
-    """Synthetic-to-real ratio of Bertrand et al. (mixed, accumulate): a number or a list."""
-    fraction: float = Field(0.5, gt=0, le=1)
-    """Share of fresh real samples a generation (fresh_real)."""
+    policies: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_POLICIES))
+    """One block per policy with its parameters; a list of values sweeps a parameter:
+    ``{mixed: {lambda: [0, 0.5, 1]}, fresh_real: {fraction: [0.25, 0.5]}, fully_synthetic: {}}``.
+    Shorthands, folded into ``policies`` when the config is read: ``policy`` (names, with default
+    parameters), ``lambda`` and ``fraction`` (set in every chosen policy that has them)."""
     generations: StrictWhole = Field(20, ge=0)
     warm_start: bool = True
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature of the synthetic training data (MAD's sampling-bias knob)."""
 
-    _list_policy = field_validator("policy", mode="before")(_as_list)
-    _list_lam = field_validator("lam", mode="before")(_as_list)
-
-    @field_validator("policy")
+    @model_validator(mode="before")
     @classmethod
-    def _known_policy(cls, value: list[str]) -> list[str]:
-        from autophagy.policies import POLICIES
+    def _shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not {"policy", "lambda", "fraction"} & set(data):
+            return data
+        data = dict(data)
+        names, lam, fraction = (data.pop(k, None) for k in ("policy", "lambda", "fraction"))
+        policies = data.get("policies")
+        if policies is None:
+            policies = {} if names is not None else dict(DEFAULT_POLICIES)
+        if not isinstance(policies, dict):
+            return data
+        if names is not None:
+            names = _as_list(names)
+            if not names:
+                raise SubFieldError("policy", "needs at least one policy")
+            for name in names:
+                _policy_class(name, "policy")
+            policies = {name: dict(policies.get(name) or {}) for name in names}
+        if lam is not None:
+            _check_lambdas(_as_list(lam))
+        for name, params in list(policies.items()):
+            keys = {p.key for p in _policy_class(name, f"policies.{name}").parameters()}
+            params = dict(params or {})
+            for key, value in (("lambda", lam), ("fraction", fraction)):
+                if value is not None and key in keys:
+                    params[key] = value
+            policies[name] = params
+        data["policies"] = policies
+        return data
 
-        for name in value:
-            if name not in POLICIES:
-                raise ValueError(f"unknown policy {name!r}; choose from: {', '.join(POLICIES)}")
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if not value:
             raise ValueError("needs at least one policy")
-        return value
+        out = {}
+        for name, params in value.items():
+            policy = _policy_class(name, "")
+            accepted = {p.key: p for p in policy.parameters()}
+            clean = {}
+            for key, raw in (params or {}).items():
+                if key not in accepted:
+                    raise SubFieldError(
+                        f"{name}", f"unknown parameter {key!r}; accepted: "
+                        f"{', '.join(accepted) or 'none'}"
+                    )
+                clean[key] = _as_list(raw) if accepted[key].sweep else raw
+            for key, values in clean.items():  # each value alone: the error names its key
+                for v in values if accepted[key].sweep else [values]:
+                    try:
+                        policy.from_params(**{key: v})
+                    except (TypeError, ValueError) as err:
+                        raise SubFieldError(f"{name}.{key}", str(err)) from None
+            try:
+                policy_grid(name, clean)
+            except (TypeError, ValueError) as err:
+                raise SubFieldError(name, str(err)) from None
+            out[name] = clean
+        return out
 
-    @field_validator("lam")
-    @classmethod
-    def _non_negative(cls, value: list[float]) -> list[float]:
-        for lam in value:
-            if not math.isfinite(lam) or lam < 0:
-                raise ValueError(f"every lambda must be a finite number >= 0, got {lam:g}")
-        if not value:
-            raise ValueError("needs at least one value")
-        return value
+
+def policy_grid(name: str, params: dict[str, Any]) -> list[Any]:
+    from autophagy.policies import policy_grid
+
+    return policy_grid(name, params)
+
+
+def _policy_class(name: Any, path: str) -> Any:
+    from autophagy.policies import POLICIES, policy_class
+
+    if not isinstance(name, str):
+        raise SubFieldError(path, f"a policy name must be a string, got {name!r}")
+    try:
+        return policy_class(name)
+    except ValueError as err:
+        message = str(err) if name in POLICIES else (
+            f"unknown policy {name!r}; {POLICIES.choices(name)}"
+        )
+        raise SubFieldError(path, message) from None
+
+
+def _check_lambdas(values: list[Any]) -> None:
+    for lam in values:
+        if isinstance(lam, bool) or not isinstance(lam, int | float):
+            raise SubFieldError("lambda", f"every lambda must be a number, got {lam!r}")
+        if not math.isfinite(lam) or lam < 0:
+            raise SubFieldError("lambda", f"every lambda must be a finite number >= 0, got {lam:g}")
+    if not values:
+        raise SubFieldError("lambda", "needs at least one value")
 
 
 class EvalConfig(_Section):
@@ -148,11 +235,41 @@ def _format(err: ValidationError) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"]) or "config"
     msg = e["msg"].removeprefix("Value error, ")
+    cause = e.get("ctx", {}).get("error")
+    if isinstance(cause, SubFieldError):
+        where = ".".join(p for p in (where, cause.path) if p)
+        return f"{where}: {cause}"
     if e["type"] == "extra_forbidden":
         return f"{where}: unknown field; check the spelling (see 'autophagy list')"
     if "input" in e and e["type"] not in ("value_error",) and not isinstance(e["input"], dict):
         return f"{where}: {msg} (got {e['input']!r})"
     return f"{where}: {msg}"
+
+
+@contextmanager
+def config_field(section: str) -> Iterator[None]:
+    """Name library errors raised inside by the config field they come from (``data``,
+    ``model``, ``eval``): the one place where library terms become config terms."""
+    from autophagy.options import ArgumentError
+    from autophagy.registry import UnknownName
+
+    try:
+        yield
+    except ConfigError:
+        raise
+    except UnknownName as err:
+        raise ConfigError(f"{section}.name: {err}") from None
+    except ArgumentError as err:
+        fields = getattr(Config.model_fields.get(section), "annotation", None)
+        known = getattr(fields, "model_fields", {})
+        where = f"{section}.{err.argument}"
+        if err.argument not in known and err.argument != "options":
+            where = f"{section}.options.{err.argument}"
+        raise ConfigError(f"{where}: {err.detail}") from None
+    except ValueError as err:
+        message = str(err)
+        head = section.split(".")[0]
+        raise ConfigError(message if message.startswith(head) else f"{section}: {message}") from None
 
 
 def preset_dir() -> Path:

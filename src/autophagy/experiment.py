@@ -1,13 +1,12 @@
 """An experiment: the grid of cells a config describes, and the executors that run them.
 
-Every cell (policy x lambda x seed) is independent: it rebuilds its dataset and model from the
+Every cell (a policy with its parameters, x seed) is independent: it rebuilds its dataset and model from the
 config and its own seed, and writes only to its own folder of the run directory. So cells run in
 any order, inline or in worker processes, and a crashed run resumes cell by cell.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -15,15 +14,15 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
-from autophagy.config import Config
+from autophagy.config import Config, ConfigError, config_field
 from autophagy.data import Dataset, load_dataset
-from autophagy.loop import resolve_metrics, run_cell
+from autophagy.loop import EvalSettings, LoopSettings, run_cell
+from autophagy.metrics import resolve_metrics
 from autophagy.models.registry import build_model
-from autophagy.policies import POLICIES, Policy, make_policy
+from autophagy.policies import Policy, policy_grid
 from autophagy.store import RunStore
 from autophagy.theory.overlay import gaussian_overlay
 
-FEATURE_METRIC_NAMES = frozenset({"fid", "kid", "precision", "recall", "density", "coverage"})
 REAL_POINTS_SAVED = 2000
 """Held-out points kept in the run directory, drawn behind the sample scatter plots."""
 
@@ -32,61 +31,58 @@ Event = dict[str, Any]
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One cell's coordinates in the grid."""
+    """One cell's coordinates in the grid: a policy with its parameters, and a seed."""
 
-    policy: str
+    policy: Policy
     seed: int
-    lam: float | None = None
-    fraction: float | None = None
-
-    def make_policy(self) -> Policy:
-        return make_policy(self.policy, lam=self.lam, fraction=self.fraction)
 
     @property
     def cell_id(self) -> str:
-        if self.lam is not None:
-            return f"{self.policy}-lam{self.lam:g}-seed{self.seed}"
-        if self.fraction is not None:
-            return f"{self.policy}-frac{self.fraction:g}-seed{self.seed}"
-        return f"{self.policy}-seed{self.seed}"
+        return f"{self.policy.cell_tag}-seed{self.seed}"
 
     @property
     def label(self) -> str:
-        return self.make_policy().label
+        return self.policy.label
 
     def info(self) -> dict[str, Any]:
+        """What the store records of the cell: every parameter becomes a column of the tables."""
         return {
             "cell": self.cell_id,
             "label": self.label,
-            "policy": self.policy,
-            "lambda": math.nan if self.lam is None else self.lam,
+            "policy": self.policy.name,
+            "lambda": self.policy.lam,
+            "params": self.policy.params,
             "seed": self.seed,
         }
 
 
 def expand_grid(config: Config) -> list[CellSpec]:
-    """Policies x lambdas (for the policies that take one) x seeds, in a stable order."""
-    cells = []
-    for name in config.loop.policy:
-        cls = POLICIES[name][0]
-        for seed in config.seed:
-            if cls.uses_lambda:
-                lams = config.loop.lam if name == "mixed" else [1.0]
-                cells += [CellSpec(name, seed, lam=float(lam)) for lam in lams]
-            elif name == "fresh_real":
-                cells.append(CellSpec(name, seed, fraction=config.loop.fraction))
-            else:
-                cells.append(CellSpec(name, seed))
-    return sorted(
-        set(cells), key=lambda c: (config.loop.policy.index(c.policy), c.lam or 0, c.seed)
+    """Policies x their parameter grids x seeds, in the config's order, without repeats."""
+    cells: dict[str, CellSpec] = {}
+    for name, params in config.loop.policies.items():
+        for policy in policy_grid(name, params):
+            for seed in config.seed:
+                spec = CellSpec(policy, seed)
+                cells.setdefault(spec.cell_id, spec)
+    return list(cells.values())
+
+
+def loop_settings(config: Config, seed: int) -> LoopSettings:
+    return LoopSettings(
+        generations=config.loop.generations,
+        seed=seed,
+        warm_start=config.loop.warm_start,
+        temperature=config.loop.temperature,
+        budget=config.model.budget,
+        initial_budget=config.model.initial_budget,
     )
 
 
 def build_dataset(config: Config, seed: int) -> Dataset:
     d = config.data
     n_pool = d.n_pool
-    if "fresh_real" in config.loop.policy and n_pool == 0:
-        n_pool = 20 * max(1, math.floor(config.loop.fraction * d.n_train))
+    if n_pool == 0:
+        n_pool = max(s.policy.pool_size(d.n_train) for s in expand_grid(config))
     extra = {"path": d.path} if d.path is not None else {}
     return load_dataset(
         d.name,
@@ -99,37 +95,32 @@ def build_dataset(config: Config, seed: int) -> Dataset:
     )
 
 
+def build_config_model(config: Config) -> Any:
+    return build_model(config.model.name, config.model.options)
+
+
 def check_config(config: Config) -> None:
     """Everything that can fail before training, checked before a run directory exists:
-    the dataset loads, the model builds, the policies fit the data, the metrics exist."""
+    the dataset loads, the model builds, the policies fit the data, the metrics exist. Library
+    errors are named here by the config field they come from (the one place that maps them)."""
     cells = expand_grid(config)
-    try:
+    with config_field("data"):
         dataset = build_dataset(config, cells[0].seed)
-    except ValueError as err:
-        raise ValueError(_name_data_field(str(err))) from None
-    build_model(config.model.name, config.model.options)
-    for spec in cells:
-        spec.make_policy().check(len(dataset.train), dataset.pool)
+    with config_field("model"):
+        build_config_model(config)
+    with config_field("data.n_pool"):
+        for spec in cells:
+            spec.policy.check(len(dataset.train), dataset.pool)
     metrics = resolve_metrics(config.eval.metrics)
-    if any(m.name in FEATURE_METRIC_NAMES for m in metrics):
+    if any(m.needs for m in metrics):
         from autophagy.metrics.feature_metrics import make_extractor
 
-        make_extractor(config.eval.features, dataset, config.eval.inception, check_only=True)
+        with config_field("eval"):
+            make_extractor(config.eval.features, dataset, config.eval.inception, check_only=True)
     if config.eval.verdict_metric not in (config.eval.metrics or [config.eval.verdict_metric]):
-        raise ValueError(
+        raise ConfigError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
         )
-
-
-def _name_data_field(message: str) -> str:
-    """Dataset errors name their field (``data.name``, ``data.options``) for the CLI's one line."""
-    if message.startswith("data"):
-        return message
-    if message.startswith("unknown dataset"):
-        return f"data.name: {message}"
-    if message.startswith("unknown option"):
-        return f"data.options: {message}"
-    return f"data: {message}"
 
 
 def run_cell_from_config(
@@ -142,7 +133,7 @@ def run_cell_from_config(
         return "done"
     cell.write_info(**spec.info())
     dataset = build_dataset(config, spec.seed)
-    model = build_model(config.model.name, config.model.options)
+    model = build_config_model(config)
 
     def progress(**event: Any) -> None:
         emit({"cell": spec.cell_id, **event})
@@ -150,23 +141,15 @@ def run_cell_from_config(
     result = run_cell(
         model,
         dataset,
-        spec.make_policy(),
-        config.loop.generations,
-        seed=spec.seed,
-        metrics=resolve_metrics(config.eval.metrics),
-        warm_start=config.loop.warm_start,
-        temperature=config.loop.temperature,
-        n_eval=config.eval.n_samples,
-        budget=config.model.budget,
-        initial_budget=config.model.initial_budget,
+        spec.policy,
+        loop_settings(config, spec.seed),
+        EvalSettings.from_config(config.eval),
         store=cell,
         progress=progress,
-        features=config.eval.features,
-        inception=config.eval.inception,
     )
     overlay = gaussian_overlay(
         model,
-        spec.make_policy(),
+        spec.policy,
         n=len(dataset.train),
         generations=config.loop.generations,
         reference=result.reference,
@@ -181,8 +164,7 @@ def run_cell_from_config(
 def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
     """Train (or load) each dataset's classifier once, here, before the workers start: otherwise
     every worker would train the same classifier at the same time on a cache miss."""
-    names = {m.name for m in resolve_metrics(config.eval.metrics)}
-    if not names & (FEATURE_METRIC_NAMES | {"class_kl", "classes_covered"}):
+    if not any(m.needs for m in resolve_metrics(config.eval.metrics)):
         return
     from autophagy.metrics.feature_metrics import make_extractor
 

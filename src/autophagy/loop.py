@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.data import Dataset, dataset_from_array, load_dataset
-from autophagy.metrics import DEFAULT_METRICS, EvalContext, Metric, get_metric, model_moments
+from autophagy.metrics import EvalContext, Metric, evaluate, model_moments, resolve_metrics
 from autophagy.models.base import DivergedError
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
@@ -44,13 +44,58 @@ def evaluation_rng(seed: int, generation: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), EVAL_STREAM, generation]))
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """How one cell retrains: generations after the first fit, its seed, and the fits.
+
+    ``temperature`` is the sampling temperature of the *synthetic training data* (MAD's bias
+    knob). ``budget`` / ``initial_budget`` go to ``model.fit`` for the warm-started generations /
+    generation 0; ``None`` leaves the model's own default (its constructor is the one home of it).
+    """
+
+    generations: int
+    seed: int = 0
+    warm_start: bool = True
+    temperature: float = 1.0
+    budget: int | None = None
+    initial_budget: int | None = None
+
+    def __post_init__(self):
+        g = self.generations
+        if isinstance(g, bool) or not isinstance(g, int | np.integer) or g < 0:
+            raise ValueError(f"generations must be a whole number >= 0, got {g!r}")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How each generation is measured against the held-out data.
+
+    ``metrics``: names or :class:`Metric` objects (``None``: every default metric that applies);
+    ``n_samples`` drawn at ``temperature`` (1: the model as it is); ``features`` / ``inception``:
+    the feature extractor of the feature-space metrics.
+    """
+
+    metrics: tuple[str | Metric, ...] | None = None
+    n_samples: int = 1000
+    temperature: float = 1.0
+    features: str = "auto"
+    inception: str | None = None
+
+    @classmethod
+    def from_config(cls, section: Any) -> EvalSettings:
+        """From the config's ``eval`` section (the fields of the same names)."""
+        fields = {k: getattr(section, k) for k in cls.__dataclass_fields__ if hasattr(section, k)}
+        if fields.get("metrics") is not None:
+            fields["metrics"] = tuple(fields["metrics"])
+        return cls(**fields)
+
+
 @dataclass
 class CellResult:
     metrics: pd.DataFrame
     status: str = "done"  # done | diverged | failed
     message: str = ""
     model: Any = None
-    samples: dict[int, np.ndarray] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     """Generation 0's fitted ``mean`` and ``cov``: what drift metrics and theory start from."""
 
@@ -89,7 +134,13 @@ def _evaluate(
     temperature=1.0,
     features="auto",
     inception=None,
+    held_out_features=None,
 ):
+    """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
+
+    ``held_out_features`` (a :class:`~autophagy.metrics.feature_metrics.HeldOutFeatures` made
+    once per cell) keeps the held-out set's features from one generation to the next.
+    """
     rng = evaluation_rng(seed, generation)
     samples = as_data_shape(model.sample(n_eval, rng=rng, temperature=temperature), dataset)
     if not np.all(np.isfinite(samples)):
@@ -97,12 +148,19 @@ def _evaluate(
     if generation == 0 and not reference:
         mean, cov = model_moments(model, samples)
         reference.update(mean=mean, cov=cov)
-    ctx = EvalContext(model, samples, dataset.test, dataset, rng, reference, features, inception)
-    rows = [
-        {"generation": generation, "metric": m.name, "value": m(ctx)}
-        for m in metrics
-        if m.applies(ctx)
-    ]
+    ctx = EvalContext(
+        model,
+        samples,
+        dataset.test,
+        dataset,
+        rng,
+        reference,
+        features,
+        inception,
+        held_out_features=held_out_features,
+    )
+    values = evaluate(metrics, ctx)
+    rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
     return rows, samples
 
 
@@ -110,33 +168,20 @@ def run_cell(
     model,
     dataset: Dataset,
     policy: Policy,
-    generations: int,
-    *,
-    seed: int,
-    metrics: Sequence[Metric],
-    warm_start: bool = True,
-    temperature: float = 1.0,
-    eval_temperature: float = 1.0,
-    n_eval: int = 1000,
-    budget: int | None = None,
-    initial_budget: int | None = None,
+    loop: LoopSettings,
+    eval: EvalSettings | None = None,
     store: CellStore | None = None,
     progress: Progress | None = None,
-    features: str = "auto",
-    inception: str | None = None,
 ) -> CellResult:
-    """Run (or resume, when ``store`` holds checkpoints) one cell; never raises on divergence.
-
-    ``temperature`` is the sampling temperature of the *synthetic training data* (MAD's bias
-    knob); evaluation samples use ``eval_temperature`` (1: the model as it is).
-    """
+    """Run (or resume, when ``store`` holds checkpoints) one cell; never raises on divergence."""
+    eval = eval or EvalSettings()
+    metrics = resolve_metrics(eval.metrics)
     real = dataset.train
     policy.check(len(real), dataset.pool)
-    rng = training_rng(seed)
+    rng = training_rng(loop.seed)
     state: dict[str, Any] = {}
     reference: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
-    samples_by_gen: dict[int, np.ndarray] = {}
     start = 0
     resumed = store.latest() if store is not None else None
     if resumed is not None:
@@ -148,44 +193,43 @@ def run_cell(
 
     def step(generation: int, msg: str) -> None:
         if progress is not None:
-            progress(generation=generation, total=generations, message=msg)
+            progress(generation=generation, total=loop.generations, message=msg)
 
     if store is not None:
         store.set_status("running", generation=start - 1 if start else None)
     generation = start
     try:
-        for generation in range(start, generations + 1):
+        for generation in range(start, loop.generations + 1):
             if generation == 0:
                 step(0, "fitting generation 0 on real data")
-                _fit(
-                    model, real, warm_start=False, budget=initial_budget, rng=rng, progress=progress
-                )
+                _fit(model, real, warm_start=False, budget=loop.initial_budget, rng=rng,
+                     progress=progress)
             else:
                 step(generation, f"generation {generation}: sampling and refitting")
+                n_synth = policy.n_synthetic(len(real))
                 synth = as_data_shape(
-                    model.sample(policy.n_synthetic(len(real)), rng=rng, temperature=temperature),
-                    dataset,
+                    model.sample(n_synth, rng=rng, temperature=loop.temperature), dataset
                 )
                 if not np.all(np.isfinite(synth)):
                     raise DivergedError(f"generation {generation}: non-finite synthetic samples")
                 train, state = policy.next_training_set(
                     real, synth, state, rng=rng, pool=dataset.pool
                 )
-                _fit(model, train, warm_start=warm_start, budget=budget, rng=rng, progress=progress)
+                _fit(model, train, warm_start=loop.warm_start, budget=loop.budget, rng=rng,
+                     progress=progress)
             new_rows, samples = _evaluate(
                 model,
                 dataset,
                 metrics,
-                seed=seed,
+                seed=loop.seed,
                 generation=generation,
-                n_eval=n_eval,
+                n_eval=eval.n_samples,
                 reference=reference,
-                temperature=eval_temperature,
-                features=features,
-                inception=inception,
+                temperature=eval.temperature,
+                features=eval.features,
+                inception=eval.inception,
             )
             rows.extend(new_rows)
-            samples_by_gen[generation] = samples
             if store is not None:
                 store.save_samples(generation, samples.astype(np.float32))
                 payload = {
@@ -204,17 +248,12 @@ def run_cell(
     except Exception as err:  # one cell's bug must not stop the others
         status, msg = "failed", f"generation {generation}: {type(err).__name__}: {err}"
         if store is not None:
-            (store.root / "error.txt").write_text(traceback.format_exc())
+            store.save_error(traceback.format_exc())
     else:
-        status, msg, generation = "done", "", generations
+        status, msg, generation = "done", "", loop.generations
     if store is not None:
         store.set_status(status, msg, generation)
-    return CellResult(rows_frame(rows), status, msg, model, samples_by_gen, reference)
-
-
-def resolve_metrics(metrics: Sequence[str | Metric] | None) -> list[Metric]:
-    names = DEFAULT_METRICS if metrics is None else metrics
-    return [m if isinstance(m, Metric) else get_metric(m) for m in names]
+    return CellResult(rows_frame(rows), status, msg, model, reference)
 
 
 def run_loop(
@@ -224,47 +263,40 @@ def run_loop(
     generations: int,
     *,
     seed: int = 0,
-    metrics: Sequence[str | Metric] | None = None,
-    warm_start: bool = True,
-    temperature: float = 1.0,
-    n_eval: int = 1000,
-    budget: int | None = None,
-    initial_budget: int | None = None,
+    eval: EvalSettings | None = None,
+    **settings: Any,
 ) -> pd.DataFrame:
     """Run one cell in memory and return its metrics (columns generation, metric, value).
 
     ``model`` is any object with the :class:`~autophagy.models.GenerativeModel` methods, or a
     family name ("gmm"); ``dataset`` a name ("moons"), a :class:`Dataset`, or an array of
     training points (20% is held out for evaluation); ``policy`` a :class:`Policy` or a string
-    such as ``"mixed:0.5"`` or ``"fully_synthetic"``. Metrics that do not apply (NLL without
-    ``log_prob``) are skipped. A diverged or failed cell raises ``RuntimeError`` here.
+    such as ``"mixed:0.5"`` or ``"fully_synthetic"``. ``settings`` are the other fields of
+    :class:`LoopSettings` (``warm_start``, ``temperature``, ``budget``, ``initial_budget``) and
+    of :class:`EvalSettings` (``metrics``, ``n_samples``, ...), or pass ``eval=``. Metrics that
+    do not apply (NLL without ``log_prob``) are skipped. A diverged or failed cell raises
+    ``RuntimeError`` here.
 
     Example:
         >>> df = run_loop("gmm", "moons", "mixed:0.5", generations=5, seed=0)
     """
-    if isinstance(generations, bool) or not isinstance(generations, int | np.integer):
-        raise ValueError(f"generations must be a whole number, got {generations!r}")
-    if generations < 0:
-        raise ValueError(f"generations must be >= 0, got {generations}")
+    loop_keys = set(LoopSettings.__dataclass_fields__)
+    eval_keys = set(EvalSettings.__dataclass_fields__)
+    unknown = sorted(set(settings) - loop_keys - eval_keys)
+    if unknown:
+        raise TypeError(f"run_loop() got an unexpected keyword argument {unknown[0]!r}")
+    loop = LoopSettings(generations, seed, **{k: v for k, v in settings.items() if k in loop_keys})
+    eval_fields = {k: v for k, v in settings.items() if k in eval_keys}
+    if eval_fields.get("metrics") is not None:
+        eval_fields["metrics"] = tuple(eval_fields["metrics"])
+    eval = eval or EvalSettings(**eval_fields)
     if isinstance(model, str):
         model = build_model(model)
     if isinstance(dataset, str):
         dataset = load_dataset(dataset, seed=seed)
     elif not isinstance(dataset, Dataset):
         dataset = dataset_from_array(np.asarray(dataset), seed=seed)
-    result = run_cell(
-        model,
-        dataset,
-        parse_policy(policy),
-        int(generations),
-        seed=seed,
-        metrics=resolve_metrics(metrics),
-        warm_start=warm_start,
-        temperature=temperature,
-        n_eval=n_eval,
-        budget=budget,
-        initial_budget=initial_budget,
-    )
+    result = run_cell(model, dataset, parse_policy(policy), loop, eval)
     if result.status != "done":
         raise RuntimeError(f"cell {result.status}: {result.message}")
     return result.metrics

@@ -11,6 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 
+class ArgumentError(ValueError):
+    """A bad argument, named in library terms (``argument``: ``device``, ``path``, ``options``).
+
+    Why a type: the command line maps it to the config field it came from (``model.options.device``)
+    in one place (:func:`autophagy.config.config_field`) instead of every module speaking CLI.
+    """
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+        self.detail = message
+
+
 def accepted_options(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> list[str]:
     """Keyword parameters of ``fn`` (minus ``skip``); empty when it takes ``**kwargs``."""
     params = inspect.signature(fn).parameters.values()
@@ -22,9 +35,10 @@ def accepted_options(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> list
 
 
 def check_options(
-    fn: Callable[..., Any], options: dict[str, Any], *, field: str, skip: tuple[str, ...] = ()
+    fn: Callable[..., Any], options: dict[str, Any], *, field: str = "options",
+    skip: tuple[str, ...] = ()
 ) -> None:
-    """Raise ``ValueError`` naming ``field`` if ``options`` has a key ``fn`` does not accept."""
+    """Raise :class:`ArgumentError` (``field``) if ``options`` has a key ``fn`` does not accept."""
     params = inspect.signature(fn).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
@@ -32,4 +46,4 @@ def check_options(
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         choices = ", ".join(allowed) if allowed else "none"
-        raise ValueError(f"{field}: unknown option {unknown[0]!r}; accepted: {choices}")
+        raise ArgumentError(field, f"unknown option {unknown[0]!r}; accepted: {choices}")

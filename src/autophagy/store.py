@@ -9,6 +9,7 @@ Layout::
       cells/<cell>/metrics.parquet
       cells/<cell>/checkpoints/gen_0003.pkl   model state, training RNG state, policy state
       cells/<cell>/samples/gen_0003.npy       evaluation samples, to redraw figures
+      cells/<cell>/error.txt                  traceback of a failed cell
       figures/*.png  report.html
 
 Every file is written to a temporary name in the same folder and renamed into place, so a file
@@ -23,16 +24,21 @@ import json
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_bytes, atomic_write_text
+from autophagy.options import ArgumentError
+
+if TYPE_CHECKING:
+    from autophagy.config import Config
 
 SAVED_IMAGES = 64
 """Image samples kept per generation (as .npy and a PNG grid)."""
 CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
+"""Columns every cell has; each policy parameter (``fraction``, ...) adds one after ``lambda``."""
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
@@ -100,16 +106,14 @@ class CellStore:
 
     # -- samples and metrics ----------------------------------------------------------------
     def save_samples(self, generation: int, samples: np.ndarray) -> None:
-        """Points: every evaluation sample. Images: the first :data:`SAVED_IMAGES` and their PNG
-        grid (a generation's 1,000 CIFAR-size samples would weigh 12 MB; the grid is what a
-        reader looks at)."""
+        """Points: every evaluation sample. Images: the first :data:`SAVED_IMAGES` (a
+        generation's 1,000 CIFAR-size samples would weigh 12 MB; the report draws their grid)."""
         path = self.root / "samples" / f"gen_{generation:04d}.npy"
-        if samples.ndim == 4:
-            from autophagy.report.images import save_image_grid
+        write_npy(path, samples[:SAVED_IMAGES] if samples.ndim == 4 else samples)
 
-            samples = samples[:SAVED_IMAGES]
-            save_image_grid(samples, path.with_suffix(".png"))
-        write_npy(path, samples)
+    def save_error(self, text: str) -> None:
+        """The traceback of a failed cell (``error.txt``), for the one who debugs it."""
+        atomic_write_text(self.root / "error.txt", text)
 
     def samples(self) -> dict[int, np.ndarray]:
         folder = self.root / "samples"
@@ -147,10 +151,11 @@ class RunStore:
     def create(cls, root: Path, config_text: str, keep: str = "all") -> RunStore:
         root = Path(root)
         if root.exists() and not root.is_dir():
-            raise ValueError(f"--out: {str(root)!r} is a file; give a folder for the run")
+            raise ArgumentError("root", f"{str(root)!r} is a file; give a folder for the run")
         if root.exists() and any(root.iterdir()):
-            raise ValueError(
-                f"--out: {str(root)!r} already exists and is not empty; choose another folder "
+            raise ArgumentError(
+                "root",
+                f"{str(root)!r} already exists and is not empty; choose another folder "
                 f"or continue it with 'autophagy resume {root}'"
             )
         root.mkdir(parents=True, exist_ok=True)
@@ -168,6 +173,18 @@ class RunStore:
     def config_text(self) -> str:
         return (self.root / "config.yaml").read_text()
 
+    def config(self) -> Config:
+        """The run's validated config (the one reader of ``config.yaml``)."""
+        import yaml
+
+        from autophagy.config import validate
+
+        try:
+            data = yaml.safe_load(self.config_text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{str(self.root / 'config.yaml')!r} is not valid YAML: {err}") from None
+        return validate(data if isinstance(data, dict) else {})
+
     def cell(self, cell_id: str) -> CellStore:
         return CellStore(self.root / "cells" / cell_id, keep=self.keep)
 
@@ -175,26 +192,36 @@ class RunStore:
         folder = self.root / "cells"
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
 
-    def cells(self) -> pd.DataFrame:
-        rows = []
+    def _coordinates(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Each cell's coordinates (policy parameters flattened into columns) and the columns."""
+        infos, params = [], {}
         for cid in self.cell_ids():
             info = self.cell(cid).info()
-            rows.append({c: info.get(c) for c in CELL_COLUMNS} | {"cell": cid})
-        df = pd.DataFrame(rows, columns=CELL_COLUMNS)
+            flat = {**info, **{k: v for k, v in (info.get("params") or {}).items()
+                               if k not in CELL_COLUMNS}}
+            params.update(dict.fromkeys(info.get("params") or {}))
+            infos.append(flat | {"cell": cid})
+        extra = [k for k in params if k not in CELL_COLUMNS]
+        at = CELL_COLUMNS.index("lambda") + 1
+        return infos, [*CELL_COLUMNS[:at], *extra, *CELL_COLUMNS[at:]]
+
+    def cells(self) -> pd.DataFrame:
+        """One row per cell: its coordinates (with every policy parameter), status, message."""
+        infos, columns = self._coordinates()
+        df = pd.DataFrame([{c: info.get(c) for c in columns} for info in infos], columns=columns)
         return df.astype({"lambda": "float64"})
 
     def collect_metrics(self) -> pd.DataFrame:
         """Merge every cell's metrics with its coordinates and write ``metrics.parquet``."""
+        infos, columns = self._coordinates()
+        keys = [c for c in columns if c not in ("status", "message")]
         frames = []
-        for cid in self.cell_ids():
-            cell = self.cell(cid)
-            info = cell.info()
-            df = cell.metrics()
-            for key in ("label", "policy", "lambda", "seed"):
+        for info in infos:
+            df = self.cell(info["cell"]).metrics()
+            for key in reversed(keys):
                 df.insert(0, key, info.get(key))
-            df.insert(0, "cell", cid)
             frames.append(df)
-        columns = ["cell", "label", "policy", "lambda", "seed", "generation", "metric", "value"]
+        columns = [*keys, "generation", "metric", "value"]
         merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         merged = merged[columns].astype({"lambda": "float64", "value": "float64"})
         write_parquet(self.root / "metrics.parquet", merged)

@@ -20,6 +20,8 @@ import numpy as np
 from autophagy.data import images, points
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
+from autophagy.options import ArgumentError
+from autophagy.registry import UnknownName
 
 DEFAULT_N_TRAIN = 1000
 DEFAULT_N_TEST = 2000
@@ -125,7 +127,7 @@ def _path_datasets() -> list[str]:
 def get_entry(name: str) -> DatasetEntry:
     """The registered entry for ``name``, or a ValueError listing the known names."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; {_choices(str(name), list(DATASETS))}")
+        raise UnknownName(f"unknown dataset {name!r}; {_choices(str(name), list(DATASETS))}")
     return DATASETS[name]
 
 
@@ -140,8 +142,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     for key in options:
         if key not in accepted:
             if not accepted:
-                raise ValueError(f"unknown option {key!r} for dataset {name!r}; it takes none")
-            raise ValueError(
+                raise ArgumentError(
+                    "options", f"unknown option {key!r} for dataset {name!r}; it takes none"
+                )
+            raise ArgumentError(
+                "options",
                 f"unknown option {key!r} for dataset {name!r}; "
                 f"{_choices(key, list(accepted)).replace('choose from', 'accepted')}"
             )
@@ -172,17 +177,18 @@ def load_dataset(
     if entry.loader is not None:
         takes = inspect.signature(entry.loader).parameters
         if path is not None and "path" not in takes:
-            raise ValueError(
-                f"dataset {name!r} reads no file; data.path is for: {', '.join(_path_datasets())}"
+            raise ArgumentError(
+                "path", f"dataset {name!r} reads no file; path is for: {', '.join(_path_datasets())}"
             )
         extra = {"path": path} if "path" in takes else {}
         return entry.loader(
             n_train=n_train, n_test=n_test, n_pool=n_pool, seed=seed, **extra, **options
         )
     if path is not None:
-        raise ValueError(
+        raise ArgumentError(
+            "path",
             f"dataset {name!r} is generated and reads no file; "
-            f"data.path is for: {', '.join(_path_datasets())}"
+            f"path is for: {', '.join(_path_datasets())}",
         )
     sizes = (
         DEFAULT_N_TRAIN if n_train is None else n_train,

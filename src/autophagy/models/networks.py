@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from autophagy.models.unet import UNet
-from autophagy.options import check_options
+from autophagy.options import ArgumentError, check_options
 
 NetworkBuilder = Callable[..., nn.Module]
 
@@ -117,10 +117,10 @@ def check_network(network: str | NetworkBuilder, options: Mapping[str, Any] | No
     """Raise ``ValueError`` for an unknown network name or an option its builder does not take."""
     if isinstance(network, str):
         if network not in NETWORKS:
-            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+            raise ArgumentError("network", f"must be one of {', '.join(NETWORKS)}, got {network!r}")
         network = NETWORKS[network]
     if not callable(network):
-        raise ValueError(f"network must be a name or a callable builder, got {network!r}")
+        raise ArgumentError("network", f"must be a name or a callable builder, got {network!r}")
     check_options(network, dict(options or {}), field="network_options", skip=("shape",))
 
 

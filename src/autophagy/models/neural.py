@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from autophagy.models.base import check_temperature
+from autophagy.options import ArgumentError
 from autophagy.models.networks import NetworkBuilder, build_network, check_network
 from autophagy.models.training import (
     DivergedError,
@@ -51,7 +52,7 @@ def check_device(device: str) -> torch.device:
     try:
         return resolve_device(device)
     except ValueError as err:
-        raise ValueError(f"model.options.device: {err}") from None
+        raise ArgumentError("device", str(err)) from None
 
 
 def check_init_checkpoint(path: str | Path | None) -> None:
@@ -60,10 +61,10 @@ def check_init_checkpoint(path: str | Path | None) -> None:
         return
     p = Path(path).expanduser()
     if p.is_dir() and not (p / "config.json").is_file():
-        raise ValueError(f"model.options.init_checkpoint: {str(path)!r} is a folder without "
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} is a folder without "
                          "config.json; expected a diffusers model folder or a state-dict file")
     if not p.exists():
-        raise ValueError(f"model.options.init_checkpoint: no such file or folder {str(path)!r}; "
+        raise ArgumentError("init_checkpoint", f"no such file or folder {str(path)!r}; "
                          "give a torch.save'd state dict of the network or a local diffusers "
                          "model folder")
 
@@ -76,15 +77,16 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     """
     state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
-        raise ValueError(f"model.options.init_checkpoint: {str(path)!r} does not hold a state "
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} does not hold a state "
                          f"dict (got {type(state).__name__})")
     target = module
     if isinstance(module, UNet) and not any(str(k).startswith("unet.") for k in state):
         target = module.unet
     missing, unexpected = target.load_state_dict(dict(state), strict=False)
     if missing or unexpected:
-        raise ValueError(
-            f"model.options.init_checkpoint: {str(path)!r} does not fit the network: "
+        raise ArgumentError(
+            "init_checkpoint",
+            f"{str(path)!r} does not fit the network: "
             f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected "
             f"(e.g. {unexpected[:2]})"
         )
@@ -192,7 +194,7 @@ class NeuralModel:
         """Check the family's own hyper-parameters (raise ``ValueError`` naming the argument)."""
 
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
-        raise ValueError(f"model.options.init_checkpoint: {type(self).__name__} cannot load the "
+        raise ArgumentError("init_checkpoint", f"{type(self).__name__} cannot load the "
                          f"folder {str(path)!r}; give a state-dict file")
 
     # --------------------------------------------------------------- helpers
@@ -380,10 +382,7 @@ class NetworkModel(NeuralModel):
         self.hidden_features = hidden_features
         self.time_features = time_features
         self.network_options = network_options
-        try:
-            check_network(network, self._network_options())
-        except ValueError as err:
-            raise ValueError(f"model.options.{err}") from None
+        check_network(network, self._network_options())
 
     def _network_options(self) -> dict[str, Any]:
         options = dict(self.network_options or {})

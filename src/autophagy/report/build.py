@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from rich.console import Console
 
 from autophagy.report.html import write_report
@@ -15,10 +14,10 @@ from autophagy.store import RunStore
 
 def build_report(store: RunStore, *, console: Console | None = None) -> Path:
     """Merge the cells' metrics, print the verdict table, write figures and report.html."""
-    config = yaml.safe_load(store.config_text)
+    config = store.config()
     metrics = store.collect_metrics()
     cells = store.cells()
-    verdict_metric = config.get("eval", {}).get("verdict_metric", "w2")
+    verdict_metric = config.eval.verdict_metric
     theory = store.theory()
     samples = store.samples()
     real = store.real_points()
@@ -27,7 +26,7 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
         print_summary(table, console=console, metric=verdict_metric)
     return write_report(
         store.root,
-        title=f"autophagy: {config.get('name', store.root.name)}",
+        title=f"autophagy: {config.name}",
         config_text=store.config_text,
         metrics=metrics,
         cells=cells,

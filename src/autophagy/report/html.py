@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_text
-from autophagy.report.images import plot_image_generations
+from autophagy.report.images import plot_image_generations, save_image_grid
 from autophagy.report.plots import (
     SE_MIN_SEEDS,
     label_colors,
@@ -241,9 +241,12 @@ def write_report(
         seeds = dict(zip(cells["cell"], cells["seed"], strict=True))
         fig = plot_image_generations(samples, labels=label_of, seeds=seeds)
         path = save_figure(fig, fig_dir / "samples.png")
+        for cell, per_gen in samples.items():
+            for generation, images in per_gen.items():
+                save_image_grid(images, fig_dir / "grids" / cell / f"gen_{generation:04d}.png")
         figures.append(
             ("Samples of each label's lowest seed across generations (the first 16 of each "
-             "generation; every generation's grid is in cells/<cell>/samples/).", path)
+             "generation; every generation's grid is in figures/grids/<cell>/).", path)
         )
     elif samples:
         notes.append("Samples are neither 2-D points nor images, so no sample grid was drawn.")

@@ -41,7 +41,8 @@ def resolve_policy(
             raise ValueError(f"policy {policy!r} already fixes its parameter; drop lam/fraction")
         resolved = parse_policy(policy)
     else:
-        resolved = make_policy(str(policy), lam=lam, fraction=fraction)
+        given = {"lambda": lam, "fraction": fraction}
+        resolved = make_policy(str(policy), **{k: v for k, v in given.items() if v is not None})
     if resolved.name not in GAUSSIAN_POLICIES:
         raise ValueError(
             f"policy {resolved.name!r} has no Gaussian closed form or simulation; "
