@@ -213,6 +213,13 @@ class RunStore:
 
     def collect_metrics(self) -> pd.DataFrame:
         """Merge every cell's metrics with its coordinates and write ``metrics.parquet``."""
+        merged = self.results()
+        write_parquet(self.root / "metrics.parquet", merged)
+        return merged
+
+    def results(self) -> pd.DataFrame:
+        """Every cell's metrics with its coordinates, read from the cells (writes nothing): one
+        row per (cell, generation, metric), every policy parameter and the seed as columns."""
         infos, columns = self._coordinates()
         keys = [c for c in columns if c not in ("status", "message")]
         frames = []
@@ -223,9 +230,7 @@ class RunStore:
             frames.append(df)
         columns = [*keys, "generation", "metric", "value"]
         merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-        merged = merged[columns].astype({"lambda": "float64", "value": "float64"})
-        write_parquet(self.root / "metrics.parquet", merged)
-        return merged
+        return merged[columns].astype({"lambda": "float64", "value": "float64"})
 
     def metrics(self) -> pd.DataFrame:
         path = self.root / "metrics.parquet"
@@ -262,3 +267,20 @@ def _json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def open_run(run_dir: str | Path) -> RunStore:
+    """A finished or running run directory: ``.config()``, ``.cells()``, ``.results()``,
+    ``.samples()``, ``.theory()``, and each cell's store (``.cell(cell_id)``)."""
+    return RunStore.open(Path(run_dir))
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """The metrics of a run as one long table: a row per (cell, generation, metric), with the
+    cell's policy, every policy parameter (``lambda``, ``fraction``, ...) and seed as columns.
+
+    Example:
+        >>> df = load_results("runs/toy-flow-20261202-101500")
+        >>> df[df.metric == "w2"].groupby(["label", "generation"]).value.mean()
+    """
+    return open_run(run_dir).results()

@@ -21,7 +21,7 @@ from autophagy.data import images, points
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 from autophagy.options import ArgumentError
-from autophagy.registry import UnknownName
+from autophagy.registry import Registry, UnknownName
 
 DEFAULT_N_TRAIN = 1000
 DEFAULT_N_TEST = 2000
@@ -67,7 +67,9 @@ def _eight_gaussians_truth(*, radius: float = 2.0, std: float = 0.1) -> dict:
     return {"centres": points.eight_gaussians_centres(radius)}
 
 
-DATASETS: dict[str, DatasetEntry] = {
+DATASETS: Registry[DatasetEntry] = Registry("dataset", describe=lambda e: e.description)
+"""Every dataset by name; add one with ``DATASETS.register(name, DatasetEntry(...))``."""
+for _name, _entry in {
     "moons": DatasetEntry("two interleaving half circles (2-D)", sampler=points.moons),
     "eight_gaussians": DatasetEntry(
         "8 Gaussians on a circle of radius 2 (2-D)",
@@ -106,7 +108,9 @@ DATASETS: dict[str, DatasetEntry] = {
         loader=images.load_image_folder,
         kind="images",
     ),
-}
+}.items():
+    DATASETS.register(_name, _entry)
+del _name, _entry
 
 
 def _choices(name: str, known: list[str]) -> str:
@@ -126,9 +130,10 @@ def _path_datasets() -> list[str]:
 
 def get_entry(name: str) -> DatasetEntry:
     """The registered entry for ``name``, or a ValueError listing the known names."""
-    if name not in DATASETS:
-        raise UnknownName(f"unknown dataset {name!r}; {_choices(str(name), list(DATASETS))}")
-    return DATASETS[name]
+    entry = DATASETS[name]
+    if not isinstance(entry, DatasetEntry):
+        raise UnknownName(f"{name!r} is not a DatasetEntry")
+    return entry
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -216,4 +221,4 @@ def load_dataset(
 
 def describe_datasets() -> list[tuple[str, str]]:
     """(name, one-line description) of every registered dataset, for the CLI's ``list``."""
-    return [(name, entry.description) for name, entry in DATASETS.items()]
+    return DATASETS.describe()

@@ -63,5 +63,12 @@ def check_temperature(temperature: float) -> float:
 class DivergedError(RuntimeError):
     """Training produced a non-finite or exploding loss, or non-finite samples.
 
-    The loop records the cell as ``diverged`` (earlier generations kept) and the others go on.
+    The loop records the cell as ``diverged`` (earlier generations kept) and the others go on:
+    under self-consuming training a model can blow up after some generations, and that is a
+    result, not a bug. ``step`` and ``loss`` say where training failed, when it did.
     """
+
+    def __init__(self, message: str, *, step: int | None = None, loss: float | None = None):
+        super().__init__(message)
+        self.step = step
+        self.loss = loss

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -43,8 +44,8 @@ from autophagy.models.training import (
 )
 from autophagy.models.unet import UNet
 
-_TRAIN_FIELDS = ("lr", "batch_size", "budget", "initial_budget", "warmup", "grad_clip", "ema",
-                 "weight_decay", "device", "mixed_precision")
+_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "max_loss")
+"""The constructor arguments that are :class:`TrainConfig`'s, read from it."""
 
 
 def check_device(device: str) -> torch.device:
@@ -170,6 +171,10 @@ class NeuralModel:
         self.standardize = standardize
         self.init_checkpoint = init_checkpoint
         self.sample_batch_size = sample_batch_size
+        for name in ("budget", "initial_budget"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 0):
+                raise ArgumentError(name, f"must be a number of samples >= 0, got {value!r}")
         check_device(device)
         check_init_checkpoint(init_checkpoint)
         if int(sample_batch_size) < 1:
@@ -207,6 +212,13 @@ class NeuralModel:
         if path.is_dir():
             return self._pretrained_module(path, shape)
         return load_weights(self._make_module(shape), path)
+
+    def budget_for(self, cold: bool) -> int:
+        """Samples to see when ``fit`` is given none: ``initial_budget`` when training from
+        scratch (``None``: ``budget``), else ``budget``. The constructor is the one home of both."""
+        if cold and self.initial_budget is not None:
+            return int(self.initial_budget)
+        return int(self.budget)
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_FIELDS})
@@ -302,7 +314,7 @@ class NeuralModel:
         if budget is not None:
             n_seen = int(budget)
         else:
-            n_seen = 0 if cold and self.init_checkpoint else trainer.config.budget_for(cold)
+            n_seen = 0 if cold and self.init_checkpoint else self.budget_for(cold)
         report = None
         if progress is not None:
             def report(step: int, total: int, loss: float) -> None:

@@ -32,24 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from autophagy.models.base import DivergedError as _BaseDivergedError
+from autophagy.models.base import DivergedError
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
-
-
-class DivergedError(_BaseDivergedError):
-    """:class:`autophagy.models.base.DivergedError` with the step and loss where training failed.
-
-    The loop catches the base class and records the cell as ``"diverged"`` instead of crashing
-    the experiment: under self-consuming training a model can blow up after some generations,
-    and that is a result, not a bug.
-    """
-
-    def __init__(self, message: str, *, step: int | None = None, loss: float | None = None):
-        super().__init__(message)
-        self.step = step
-        self.loss = loss
 
 
 @dataclass
@@ -59,9 +45,6 @@ class TrainConfig:
     Arguments:
         lr: peak learning rate of AdamW.
         batch_size: samples per step (capped at the training-set size).
-        budget: samples seen per warm-started generation (steps = ceil(budget / batch_size)).
-        initial_budget: samples seen when training from scratch (generation 0, or any cold
-            start); ``None`` uses ``budget``. The paper trains generation 0 much longer.
         warmup: samples over which the learning rate rises linearly from 0 to ``lr``, counted
             from the last (re-)initialisation, so warm-started generations do not repeat it.
         grad_clip: maximal global gradient norm; ``None`` or 0 disables clipping.
@@ -76,8 +59,6 @@ class TrainConfig:
 
     lr: float = 1e-3
     batch_size: int = 256
-    budget: int = 4096
-    initial_budget: int | None = None
     warmup: int = 0
     grad_clip: float | None = 1.0
     ema: float = 0.0
@@ -90,9 +71,6 @@ class TrainConfig:
         checks = [
             ("lr", self.lr > 0, "a positive number"),
             ("batch_size", int(self.batch_size) >= 1, "a positive integer"),
-            ("budget", int(self.budget) >= 0, "a number of samples >= 0"),
-            ("initial_budget", self.initial_budget is None or int(self.initial_budget) >= 0,
-             "a number of samples >= 0 or None"),
             ("warmup", int(self.warmup) >= 0, "a number of samples >= 0"),
             ("ema", 0.0 <= float(self.ema) < 1.0, "a decay in [0, 1)"),
             ("grad_clip", self.grad_clip is None or float(self.grad_clip) >= 0, ">= 0 or None"),
@@ -101,12 +79,6 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         resolve_device(self.device)
-
-    def budget_for(self, cold: bool) -> int:
-        """Samples to see: ``initial_budget`` when training from scratch, else ``budget``."""
-        if cold and self.initial_budget is not None:
-            return int(self.initial_budget)
-        return int(self.budget)
 
 
 @dataclass

@@ -5,8 +5,9 @@ Everything here is a pure function of in-memory frames and arrays that returns a
 the user's backend or global figure list (it works headless, in threads, and inside notebooks).
 
 Every figure of one report takes its colours from one :func:`label_colors` mapping, so a label
-keeps its colour from the curves to the sample grid: mixed lambdas on a sequential colormap
-(dark = little synthetic data), other policies in distinct colours, fully synthetic last in red.
+keeps its colour from the curves to the sample grid. Each policy declares its colour and legend
+order (``Policy.color``, ``Policy.order``): mixed lambdas on a sequential colormap (dark = little
+synthetic data), other policies in distinct colours, fully synthetic last in red.
 """
 
 from __future__ import annotations
@@ -29,53 +30,8 @@ from matplotlib.ticker import MaxNLocator
 
 from autophagy.atomic import atomic_open
 
-POLICY_ORDER = ("mixed", "accumulate", "replace", "fresh_real", "curated")
-"""Policies in display order; unknown policies follow alphabetically, ``fully_synthetic`` last."""
-LAST_POLICY = "fully_synthetic"
-MIXED_CMAP = "viridis"
-POLICY_COLORS = {
-    "fully_synthetic": "#d62728",
-    "accumulate": "#ff7f0e",
-    "fresh_real": "#8c564b",
-    "replace": "#e377c2",
-    "curated": "#7f7f7f",
-}
 SPARE_COLORS = ("#9467bd", "#bcbd22", "#17becf", "#1f77b4", "#2ca02c")
 
-METRIC_ORDER = (
-    "w2",
-    "sliced_w2",
-    "mmd",
-    "energy",
-    "nll",
-    "fid",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "class_coverage",
-    "mean_error",
-    "cov_error",
-    "mean_shift_sq",
-    "cov_trace_ratio",
-)
-METRIC_NAMES = {
-    "w2": "Wasserstein-2 distance",
-    "sliced_w2": "sliced Wasserstein-2",
-    "mmd": "MMD",
-    "energy": "energy distance",
-    "nll": "held-out NLL",
-    "fid": "FID",
-    "precision": "precision",
-    "recall": "recall",
-    "density": "density",
-    "coverage": "coverage",
-    "class_coverage": "class coverage",
-    "mean_error": "mean error",
-    "cov_error": "covariance error",
-    "mean_shift_sq": "squared mean shift",
-    "cov_trace_ratio": "covariance trace ratio",
-}
 SE_MIN_SEEDS = 5
 """From this many seeds the band is ±1 standard error; below it, min–max (an s.e. of 2 is noise)."""
 LEGEND_INSIDE_UP_TO = 4
@@ -84,10 +40,18 @@ MARKERS_UP_TO = 15
 """Curves with at most this many generations get markers (so one generation is still visible)."""
 
 
+def _title(metric: str) -> str:
+    """The registered metric's human name (``Metric.title``); an unregistered one's key."""
+    from autophagy.metrics import find_metric
+
+    entry = find_metric(metric)
+    return entry.title if entry is not None else metric
+
+
 def metric_title(metric: str) -> str:
     """Human name of a metric with its key, e.g. ``"Wasserstein-2 distance (w2)"``."""
-    name = METRIC_NAMES.get(metric)
-    return f"{name} ({metric})" if name else metric
+    name = _title(metric)
+    return f"{name} ({metric})" if name != metric else metric
 
 
 def _capital(text: str) -> str:
@@ -95,15 +59,23 @@ def _capital(text: str) -> str:
 
 
 def order_metrics(names: Sequence[str]) -> list[str]:
-    """Known metrics in :data:`METRIC_ORDER` (distances first), then the rest alphabetically."""
-    known = [m for m in METRIC_ORDER if m in names]
-    return known + sorted(set(names) - set(known))
+    """Registered metrics by their ``Metric.order`` (distances first), then the rest alphabetically.
+
+    Each name once; ties in ``order`` are broken by name.
+    """
+    from autophagy.metrics import find_metric
+
+    def key(name: str) -> tuple[int, float, str]:
+        entry = find_metric(name)
+        return (0, entry.order, name) if entry is not None else (1, 0.0, name)
+
+    return sorted(set(names), key=key)
 
 
 def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
     """Ordered ``{label: hex colour}`` for every label in ``frames`` (cells, metrics, ...).
 
-    Labels are sorted by policy (:data:`POLICY_ORDER`, unknown ones alphabetically, fully
+    Labels are sorted by policy (each policy's ``order``, then name; fully
     synthetic last), then lambda (NaN last), then name. Mixed lambdas are spread over a sequential
     colormap by rank so neighbouring lambdas stay distinguishable; several labels of another policy
     get shades of that policy's colour. Pass the same mapping to every figure of a report.
@@ -113,9 +85,8 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
         return {}
     table = pd.concat(parts).drop_duplicates("label").copy()
     table["lambda"] = pd.to_numeric(table["lambda"], errors="coerce")
-    others = sorted(set(table["policy"]) - set(POLICY_ORDER) - {LAST_POLICY})
-    rank = {p: i for i, p in enumerate([*POLICY_ORDER, *others, LAST_POLICY])}
-    table["_rank"] = table["policy"].map(rank)
+    styles = {p: _policy_style(str(p)) for p in table["policy"].unique()}
+    table["_rank"] = table["policy"].map(lambda p: (styles[p][0], str(p)))
     table["_nan"] = table["lambda"].isna()
     table = table.sort_values(["_rank", "_nan", "lambda", "label"])
 
@@ -123,14 +94,25 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
     spare = iter(SPARE_COLORS * 4)
     for policy, group in table.groupby("policy", sort=False):
         labels = list(group["label"])
-        if policy == "mixed":
-            cmap = matplotlib.colormaps[MIXED_CMAP]
+        color = styles[policy][1]
+        if color in matplotlib.colormaps:
+            cmap = matplotlib.colormaps[color]
             positions = np.linspace(0.0, 0.8, len(labels)) if len(labels) > 1 else [0.45]
             colors.update({lab: to_hex(cmap(p)) for lab, p in zip(labels, positions, strict=True)})
         else:
-            base = POLICY_COLORS.get(str(policy)) or next(spare)
+            base = color or next(spare)
             colors.update({lab: _shade(base, i, len(labels)) for i, lab in enumerate(labels)})
     return colors
+
+
+def _policy_style(name: str) -> tuple[int, str | None]:
+    """(legend order, colour or colormap) a policy declares; unknown policies go in the middle."""
+    from autophagy.policies import POLICIES
+
+    if name not in POLICIES:
+        return 50, None
+    cls = POLICIES[name]
+    return getattr(cls, "order", 50), getattr(cls, "color", None)
 
 
 def _shade(color: str, i: int, k: int) -> str:
@@ -262,7 +244,7 @@ def plot_metric_curves(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3, lw=0.6)
     ax.set_title(
-        f"{_capital(METRIC_NAMES.get(metric, metric))} across generations\n{_band_note(rows)}",
+        f"{_capital(_title(metric))} across generations\n{_band_note(rows)}",
         fontsize=10,
     )
     if not handles:
