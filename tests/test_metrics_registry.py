@@ -1,5 +1,6 @@
 """The named metrics on an EvalContext: Gaussian parameter metrics, applicability, the registry's
-names and errors, and the per-metric random streams."""
+names and errors, what metrics say about themselves, groups computed once, and the per-metric
+random streams."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ from autophagy.metrics import (
     METRICS,
     EvalContext,
     Metric,
+    MetricGroup,
+    evaluate,
     get_metric,
     metric_rng,
     model_moments,
     negative_log_likelihood,
     register_metric,
+    resolve_metrics,
     wasserstein2,
 )
+from autophagy.metrics.feature_metrics import HeldOutFeatures
 from autophagy.models.gaussian import GaussianMLE
+from autophagy.registry import UnknownName
 
 TRUE_MEAN = np.array([1.0, -2.0])
 TRUE_COV = np.array([[2.0, 0.6], [0.6, 1.0]])
@@ -93,7 +99,7 @@ def test_register_metric_refuses_duplicates_unless_replace():
             register_metric(extra)
         register_metric(extra, replace=True)
     finally:
-        METRICS.pop("_test_constant", None)
+        METRICS.unregister("_test_constant")
 
 
 def test_every_default_metric_applies_and_is_finite_on_a_gaussian_run():
@@ -124,6 +130,131 @@ def test_point_metrics_flatten_image_shaped_samples():
     )
     for name in ["w2", "sliced_w2", "mmd", "energy"]:
         assert np.isfinite(get_metric(name)(ctx)), name
+
+
+def test_unknown_metric_is_an_unknown_name_and_suggests_a_close_one():
+    with pytest.raises(UnknownName, match=r"unknown metric 'sliced_w3'; did you mean 'sliced_w2'"):
+        get_metric("sliced_w3")
+
+
+def test_resolve_metrics_takes_names_objects_or_none_for_the_defaults():
+    assert [m.name for m in resolve_metrics(None)] == DEFAULT_METRICS
+    extra = Metric(name="_test_unregistered", compute=lambda ctx: 2.0, description="a test")
+    assert resolve_metrics(["mmd", extra]) == [METRICS["mmd"], extra]
+
+
+def test_metrics_describe_themselves():
+    assert METRICS["w2"].title == "Wasserstein-2 distance"
+    assert Metric(name="x", compute=lambda ctx: 0.0, description="").title == "x"
+    by_order = sorted(METRICS, key=lambda name: METRICS[name].order)
+    assert by_order[:5] == ["w2", "sliced_w2", "mmd", "energy", "frechet"]
+    assert dict(METRICS.describe())["mmd"] == METRICS["mmd"].description
+    for name in ["fid", "kid", "precision", "recall", "density", "coverage"]:
+        assert METRICS[name].needs == {"features"}, name
+    for name in ["class_kl", "classes_covered"]:
+        assert METRICS[name].needs == {"classifier"}, name
+    assert all(not METRICS[name].needs for name in [*DEFAULT_METRICS, "frechet"])
+
+
+# --- groups and evaluate --------------------------------------------------------------------------
+
+
+class CountingGroup:
+    """A real group: mean and spread of the samples' first coordinate, with a call counter."""
+
+    def __init__(self):
+        self.calls = 0
+        self.group = MetricGroup("_test_moments", self.compute)
+        self.metrics = [
+            self.group.metric("_test_mean", description="mean of x[:, 0]"),
+            self.group.metric("_test_spread", description="std of x[:, 0]", lower_is_better=False),
+        ]
+
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        self.calls += 1
+        x = np.asarray(ctx.samples).reshape(len(ctx.samples), -1)[:, 0]
+        noise = metric_rng(ctx, "_test_moments").normal(scale=1e-3)
+        return {"_test_mean": float(x.mean() + noise), "_test_spread": float(x.std())}
+
+
+@pytest.fixture
+def counting_group():
+    group = CountingGroup()
+    for metric in group.metrics:
+        register_metric(metric)
+    yield group
+    for metric in group.metrics:
+        METRICS.unregister(metric.name)
+
+
+def test_a_group_is_computed_once_per_context_and_matches_one_by_one(counting_group):
+    ctx = make_ctx()
+    values = evaluate(["_test_mean", "w2", "_test_spread"], ctx)
+    assert counting_group.calls == 1
+    assert list(values) == ["_test_mean", "w2", "_test_spread"]
+    alone = {name: get_metric(name)(make_ctx()) for name in values}  # a fresh context each
+    assert values == alone
+    assert counting_group.calls == 3
+    assert evaluate(["_test_spread"], ctx) == {"_test_spread": values["_test_spread"]}
+    assert counting_group.calls == 3  # still memoized on ctx
+
+
+def test_a_group_runs_once_per_generation_in_the_loop(counting_group):
+    import autophagy
+
+    df = autophagy.run_loop(
+        "gaussian", "moons", "mixed:0.5", 2, seed=0, metrics=["_test_spread", "_test_mean"]
+    )
+    assert counting_group.calls == 3  # generations 0, 1, 2
+    assert list(df["metric"][:2]) == ["_test_spread", "_test_mean"]
+
+
+def test_evaluate_skips_what_does_not_apply_and_defaults_to_the_default_metrics():
+    dataset = gaussian_dataset(with_params=False)
+    ctx = make_ctx(model=SampleOnly(dataset.train), dataset=dataset)
+    assert list(evaluate(None, ctx)) == ["w2", "sliced_w2", "mmd", "energy"]
+
+
+def test_prdc_group_in_evaluate_equals_each_metric_alone():
+    r = np.random.default_rng(11)
+    held = r.standard_normal((300, 3))
+    dataset = Dataset("g3", train=held, test=held)
+
+    def ctx() -> EvalContext:
+        samples = np.random.default_rng(12).standard_normal((250, 3)) * 1.2
+        return EvalContext(None, samples, held, dataset, np.random.default_rng(13))
+
+    names = ["precision", "fid", "recall", "density", "kid", "coverage"]
+    together = evaluate(names, ctx())
+    assert together == {name: get_metric(name)(ctx()) for name in names}
+    assert METRICS["precision"].group is METRICS["coverage"].group is not None
+
+
+class CountingExtractor:
+    """Features = the first two columns, counting how many sets it was asked for."""
+
+    name = "_test_counting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return np.asarray(x, dtype=np.float64).reshape(len(x), -1)[:, :2]
+
+
+def test_held_out_features_are_computed_once_per_cell_and_kept_on_disk(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOPHAGY_CACHE", str(tmp_path))
+    dataset = gaussian_dataset()
+    extractor, cell = CountingExtractor(), HeldOutFeatures()
+    first = cell.get(extractor, dataset, dataset.test)
+    for _ in range(3):  # later generations of the same cell
+        np.testing.assert_array_equal(cell.get(extractor, dataset, dataset.test), first)
+    assert extractor.calls == 1
+    np.testing.assert_array_equal(HeldOutFeatures().get(extractor, dataset, dataset.test), first)
+    assert extractor.calls == 1  # another cell reads the disk cache
+    HeldOutFeatures().get(extractor, dataset, dataset.test[:10])
+    assert extractor.calls == 2  # another held-out set is not confused with it
 
 
 # --- applicability --------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from autophagy.atomic import atomic_open, atomic_write_bytes
+from autophagy.metrics import METRICS, Metric, register_metric
 from autophagy.report import plot_metric_curves, verdict_table, write_report
+from autophagy.report.plots import metric_title, order_metrics
+from autophagy.report.summary import metric_lower_is_better
 
 
 def curves(spec: dict[str, list[list[float]]], metric: str = "w2") -> pd.DataFrame:
@@ -68,6 +71,56 @@ def test_higher_is_better_metrics_use_the_mirrored_rule():
         "shrinking": "drifting",
         "gone": "collapsing",
     }
+
+
+@pytest.fixture
+def survival():
+    """A registered higher-is-better metric shown between the distances and NLL."""
+    metric = Metric(
+        name="_test_survival",
+        compute=lambda ctx: 1.0,
+        description="a test metric",
+        title="survival rate",
+        order=45.5,
+        lower_is_better=False,
+    )
+    register_metric(metric)
+    yield metric
+    METRICS.unregister(metric.name)
+
+
+def test_titles_order_and_direction_come_from_the_registry(survival):
+    names = ["zeta", "cov_trace_ratio", "nll", "_test_survival", "fid", "w2", "alpha", "energy"]
+    assert order_metrics(names) == [
+        "w2",
+        "energy",
+        "_test_survival",
+        "nll",
+        "fid",
+        "cov_trace_ratio",
+        "alpha",
+        "zeta",
+    ]
+    assert metric_title("_test_survival") == "survival rate (_test_survival)"
+    assert metric_title("w2") == "Wasserstein-2 distance (w2)"
+    assert metric_title("zeta") == "zeta"
+    assert not metric_lower_is_better("_test_survival")
+    assert metric_lower_is_better("zeta") and metric_lower_is_better("w2")
+    assert not metric_lower_is_better("precision")
+    spec = {"gone": [[1.0, 0.5, 0.3, 0.2]], "up": [[1.0, 3.0, 3.0, 3.0]]}
+    metrics = curves(spec, "_test_survival")
+    verdicts = verdict_table(metrics, metric="_test_survival").set_index("label")["verdict"]
+    assert verdicts.to_dict() == {"gone": "collapsing", "up": "stable"}
+    fig = plot_metric_curves(metrics, "_test_survival")
+    assert fig.axes[0].get_ylabel() == "survival rate (_test_survival)"
+    assert fig.axes[0].get_title().startswith("Survival rate across generations")
+
+
+def test_names_that_are_not_registered_are_lower_is_better_and_keep_their_key():
+    for name in ["class_coverage", "accuracy", "inception_score"]:  # once hand-listed, unregistered
+        assert metric_lower_is_better(name)
+        assert metric_title(name) == name
+    assert order_metrics(["b", "a", "precision"]) == ["precision", "a", "b"]
 
 
 def test_diverged_and_missing_curves_are_named_not_guessed():

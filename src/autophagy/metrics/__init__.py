@@ -3,15 +3,18 @@ and feature-space metrics (precision / recall / density / coverage, Fréchet dis
 
 Two layers: array functions (:mod:`~autophagy.metrics.distances`, :mod:`~autophagy.metrics.moments`)
 usable on their own, and the registry of named :class:`Metric` objects the loop evaluates on an
-:class:`EvalContext` (:mod:`~autophagy.metrics.registry`).
+:class:`EvalContext` (:mod:`~autophagy.metrics.registry`). A metric describes itself (title,
+display order, direction, what it needs); numbers computed together (precision / recall / density
+/ coverage) are a :class:`MetricGroup`, run once per context.
 
 Example:
-    >>> from autophagy.metrics import get_metric, wasserstein2
+    >>> from autophagy.metrics import evaluate, get_metric, wasserstein2
     >>> wasserstein2(x, y, rng=np.random.default_rng(0))
     >>> get_metric("sliced_w2")(ctx)
+    >>> evaluate(["w2", "precision", "recall"], ctx)    # {"w2": ..., "precision": ..., ...}
 """
 
-from autophagy.metrics.base import EvalContext, Metric
+from autophagy.metrics.base import EvalContext, Metric, MetricGroup, metric_rng
 from autophagy.metrics.distances import (
     energy_distance,
     mmd_rbf,
@@ -36,9 +39,11 @@ from autophagy.metrics.prdc import prdc
 from autophagy.metrics.registry import (
     DEFAULT_METRICS,
     METRICS,
+    evaluate,
+    find_metric,
     get_metric,
-    metric_rng,
     register_metric,
+    resolve_metrics,
 )
 
 __all__ = [
@@ -50,8 +55,11 @@ __all__ = [
     "InceptionFeatures",
     "KIDResult",
     "Metric",
+    "MetricGroup",
     "PixelFeatures",
     "energy_distance",
+    "evaluate",
+    "find_metric",
     "frechet_distance",
     "frechet_distance_from_moments",
     "get_metric",
@@ -62,6 +70,7 @@ __all__ = [
     "negative_log_likelihood",
     "prdc",
     "register_metric",
+    "resolve_metrics",
     "sliced_wasserstein2",
     "wasserstein2",
 ]

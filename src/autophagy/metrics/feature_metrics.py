@@ -6,22 +6,23 @@ CIFAR-10: the CPU default, where no Inception weights exist), and the Inception 
 for unlabelled images when ``AUTOPHAGY_INCEPTION`` names one (raw pixels otherwise). ``"pixels"``,
 ``"classifier"`` and ``"inception"`` force one.
 
-Why the memos: every generation compares fresh samples with the *same* held-out set, so its
-features are computed once per process (and kept on disk across runs, keyed by the extractor and a
-hash of the images); a generation's sample features are computed once for all the metrics that
-use them.
+Sharing work: a generation's sample features are computed once for all the metrics that use them,
+memoized on its :class:`EvalContext`; precision / recall / density / coverage are one
+:class:`MetricGroup` (one k-NN pass), and ``class_kl`` / ``classes_covered`` another (one
+classifier prediction). The held-out set is the same every generation, so its features are kept by
+a per-cell :class:`HeldOutFeatures` (and on disk across runs, keyed by the extractor and a hash of
+the images).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import weakref
 from typing import Any
 
 import numpy as np
 
-from autophagy.metrics.base import EvalContext, Metric
+from autophagy.metrics.base import EvalContext, Metric, MetricGroup, metric_rng
 from autophagy.metrics.features import (
     INCEPTION_ENV,
     FeatureCache,
@@ -36,9 +37,6 @@ FEATURE_MAX_SAMPLES = 2000
 """Each set is subsampled to this many rows for precision / recall / density / coverage."""
 KID_SUBSET = 1000
 KID_SUBSETS = 10
-
-_REAL: dict[tuple[str, str], np.ndarray] = {}
-_PER_CTX: dict[str, Any] = {}
 
 
 def make_extractor(
@@ -90,28 +88,48 @@ def _digest(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
 
 
+class HeldOutFeatures:
+    """The held-out set's features under each extractor: the same every generation of a cell.
+
+    Create one per cell and pass it to every generation's context (``EvalContext.
+    held_out_features``): the features are computed once per (extractor, held-out set). Inception
+    and classifier features also go through the on-disk :class:`FeatureCache` (``cache``, default
+    ``$AUTOPHAGY_CACHE``), so another run on the same split reads them back; raw pixels are cheap
+    and never written.
+    """
+
+    def __init__(self, cache: FeatureCache | None = None):
+        self.cache = cache
+        self._features: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, extractor: Any, dataset: Any, held_out: Any) -> np.ndarray:
+        """Features of ``held_out`` (the test split of ``dataset``) under ``extractor``."""
+        held = np.asarray(held_out)
+        key = (extractor.name, _digest(held))
+        if key not in self._features:
+            if isinstance(extractor, PixelFeatures):
+                self._features[key] = extractor(held)
+            else:
+                self._features[key] = (self.cache or FeatureCache()).get_or_compute(
+                    dataset.name,
+                    f"test-{key[1]}",
+                    extractor.name,
+                    len(held),
+                    lambda: extractor(held),
+                )
+        return self._features[key]
+
+
 def feature_pair(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
     """(held-out features, sample features) of this generation, computed once per context."""
-    memo = _PER_CTX.get("last")
-    if memo is not None and memo[0]() is ctx:
-        return memo[1]
-    extractor = make_extractor(ctx.features, ctx.dataset, ctx.inception)
-    held = np.asarray(ctx.held_out)
-    key = (extractor.name, _digest(held))
-    if key not in _REAL:
-        if isinstance(extractor, PixelFeatures):
-            _REAL[key] = extractor(held)
-        else:
-            _REAL[key] = FeatureCache().get_or_compute(
-                ctx.dataset.name,
-                f"test-{key[1]}",
-                extractor.name,
-                len(held),
-                lambda: extractor(held),
-            )
-    pair = (_REAL[key], np.asarray(extractor(np.asarray(ctx.samples)), dtype=np.float64))
-    _PER_CTX["last"] = (weakref.ref(ctx), pair)
-    return pair
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        extractor = make_extractor(ctx.features, ctx.dataset, ctx.inception)
+        held = ctx.held_out_features or HeldOutFeatures()
+        real = held.get(extractor, ctx.dataset, ctx.held_out)
+        return real, np.asarray(extractor(np.asarray(ctx.samples)), dtype=np.float64)
+
+    return ctx.memo("features", compute)
 
 
 def _subsample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -120,18 +138,16 @@ def _subsample(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _prdc_of(ctx: EvalContext) -> dict[str, float]:
+def _prdc(ctx: EvalContext) -> dict[str, float]:
     from autophagy.metrics.prdc import prdc
-    from autophagy.metrics.registry import metric_rng
 
-    memo = _PER_CTX.get("prdc")
-    if memo is not None and memo[0]() is ctx:
-        return memo[1]
     real, fake = feature_pair(ctx)
     rng = metric_rng(ctx, "prdc")
-    values = prdc(_subsample(real, rng), _subsample(fake, rng), k=PRDC_NEAREST_K)
-    _PER_CTX["prdc"] = (weakref.ref(ctx), values)
-    return values
+    return prdc(_subsample(real, rng), _subsample(fake, rng), k=PRDC_NEAREST_K)
+
+
+PRDC = MetricGroup("prdc", _prdc)
+"""Precision, recall, density and coverage from one k-NN pass on one subsample of each set."""
 
 
 def _fid(ctx: EvalContext) -> float:
@@ -140,25 +156,28 @@ def _fid(ctx: EvalContext) -> float:
 
 
 def _kid(ctx: EvalContext) -> float:
-    from autophagy.metrics.registry import metric_rng
-
     real, fake = feature_pair(ctx)
     size = min(KID_SUBSET, len(real), len(fake))
     return kid(real, fake, subsets=KID_SUBSETS, subset_size=size, rng=metric_rng(ctx, "kid")).mean
+
+
+def _two_each(ctx: EvalContext) -> bool:
+    return min(len(ctx.samples), len(ctx.held_out)) >= 2
 
 
 def _enough(ctx: EvalContext) -> bool:
     return min(len(ctx.samples), len(ctx.held_out)) > PRDC_NEAREST_K
 
 
-def _prdc_metric(name: str, what: str) -> Metric:
-    return Metric(
-        name=name,
-        compute=lambda ctx: _prdc_of(ctx)[name],
+def _prdc_metric(name: str, what: str, order: int) -> Metric:
+    return PRDC.metric(
+        name,
         description=f"{what} (k={PRDC_NEAREST_K}, on eval.features, each set <= "
         f"{FEATURE_MAX_SAMPLES} rows; higher is better)",
         applies=_enough,
         lower_is_better=False,
+        order=order,
+        needs=frozenset({"features"}),
     )
 
 
@@ -181,48 +200,39 @@ def _labelled_images(ctx: EvalContext) -> bool:
     return samples.ndim >= 2 and len(samples) > 0 and samples[0].size == ctx.dataset.dim
 
 
-def _predictions(ctx: EvalContext) -> tuple[np.ndarray, int]:
-    """The classifier's labels for this generation's samples, computed once for both metrics."""
-    from autophagy.metrics.classifier import DatasetClassifier
+def _classes(ctx: EvalContext) -> dict[str, float]:
+    from autophagy.metrics.classifier import DatasetClassifier, class_kl, classes_covered
 
-    memo = _PER_CTX.get("labels")
-    if memo is not None and memo[0]() is ctx:
-        return memo[1]
     clf = DatasetClassifier.for_dataset(ctx.dataset)
-    result = (clf.predict(ctx.samples), clf.n_classes)
-    _PER_CTX["labels"] = (weakref.ref(ctx), result)
-    return result
+    pred = clf.predict(ctx.samples)
+    return {
+        "class_kl": class_kl(pred, ctx.dataset.params["train_labels"], clf.n_classes),
+        "classes_covered": float(classes_covered(pred, clf.n_classes)),
+    }
 
 
-def _class_kl(ctx: EvalContext) -> float:
-    from autophagy.metrics.classifier import class_kl
-
-    pred, n_classes = _predictions(ctx)
-    return class_kl(pred, ctx.dataset.params["train_labels"], n_classes)
-
-
-def _classes_covered(ctx: EvalContext) -> float:
-    from autophagy.metrics.classifier import classes_covered
-
-    pred, n_classes = _predictions(ctx)
-    return float(classes_covered(pred, n_classes))
-
+CLASSES = MetricGroup("classes", _classes)
+"""``class_kl`` and ``classes_covered`` from one prediction of the dataset's classifier."""
 
 CLASSIFIER_METRICS: list[Metric] = [
-    Metric(
-        name="class_kl",
-        compute=_class_kl,
+    CLASSES.metric(
+        "class_kl",
         description="KL(p_fake || p_real) in nats between the class shares the dataset's "
         "classifier gives the samples and the real training labels; grows as classes drop out",
         applies=_labelled_images,
+        title="class KL divergence",
+        order=110,
+        needs=frozenset({"classifier"}),
     ),
-    Metric(
-        name="classes_covered",
-        compute=_classes_covered,
+    CLASSES.metric(
+        "classes_covered",
         description="classes receiving at least a tenth of the uniform share of the samples "
         "(dataset classifier); falls under mode collapse",
         applies=_labelled_images,
         lower_is_better=False,
+        title="classes covered",
+        order=120,
+        needs=frozenset({"classifier"}),
     ),
 ]
 """Class coverage (mode collapse, generation by generation) from the dataset's classifier."""
@@ -234,24 +244,32 @@ FEATURE_METRICS: list[Metric] = [
         compute=_fid,
         description="Fréchet distance of Gaussians fitted to sample and held-out features "
         "(eval.features: classifier / Inception for images, raw for points)",
-        applies=lambda ctx: min(len(ctx.samples), len(ctx.held_out)) >= 2,
+        applies=_two_each,
+        title="FID",
+        order=60,
+        needs=frozenset({"features"}),
     ),
     Metric(
         name="kid",
         compute=_kid,
         description=f"kernel inception distance: unbiased MMD^2, cubic kernel, on eval.features "
         f"(mean of {KID_SUBSETS} subsets)",
-        applies=lambda ctx: min(len(ctx.samples), len(ctx.held_out)) >= 2,
+        applies=_two_each,
+        title="KID",
+        order=65,
+        needs=frozenset({"features"}),
     ),
-    _prdc_metric("precision", "share of samples inside some held-out point's k-NN ball"),
-    _prdc_metric("recall", "share of held-out points inside some sample's k-NN ball"),
-    _prdc_metric("density", "mean number of held-out k-NN balls holding a sample, over k"),
-    _prdc_metric("coverage", "share of held-out points whose k-NN ball holds a sample"),
+    _prdc_metric("precision", "share of samples inside some held-out point's k-NN ball", 70),
+    _prdc_metric("recall", "share of held-out points inside some sample's k-NN ball", 80),
+    _prdc_metric("density", "mean number of held-out k-NN balls holding a sample, over k", 90),
+    _prdc_metric("coverage", "share of held-out points whose k-NN ball holds a sample", 100),
     Metric(
         name="frechet",
         compute=_raw_frechet,
         description="Fréchet distance on the raw flattened values (up to 1,024 features)",
         applies=_raw_frechet_applies,
+        title="Fréchet distance (raw values)",
+        order=45,
     ),
     *CLASSIFIER_METRICS,
 ]

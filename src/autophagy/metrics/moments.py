@@ -105,18 +105,24 @@ MOMENT_METRICS: list[Metric] = [
         compute=mean_error,
         description="||mean - true mean||_2 of the model's mean (true Gaussian known)",
         applies=lambda ctx: _has(ctx.dataset.params, "mean", "cov"),
+        title="mean error",
+        order=130,
     ),
     Metric(
         name="cov_error",
         compute=cov_error,
         description="||cov - true cov||_F of the model's covariance (true Gaussian known)",
         applies=lambda ctx: _has(ctx.dataset.params, "mean", "cov"),
+        title="covariance error",
+        order=140,
     ),
     Metric(
         name="mean_shift_sq",
         compute=mean_shift_sq,
         description="||mean - mean_0||^2: squared drift of the mean from generation 0",
         applies=lambda ctx: _has(ctx.reference, "mean"),
+        title="squared mean shift",
+        order=150,
     ),
     Metric(
         name="cov_trace_ratio",
@@ -124,6 +130,8 @@ MOMENT_METRICS: list[Metric] = [
         description="tr(cov) / tr(cov_0): share of generation 0's variance left (1 = no drift)",
         applies=lambda ctx: _has(ctx.reference, "cov"),
         lower_is_better=False,
+        title="covariance trace ratio",
+        order=160,
     ),
 ]
 """The Gaussian parameter metrics, in the order the registry lists them."""

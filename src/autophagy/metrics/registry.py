@@ -1,25 +1,22 @@
-"""The metrics the loop can compute, by name.
+"""The metrics the loop can compute, by name, and :func:`evaluate`, which computes them.
 
-Every entry is a :class:`~autophagy.metrics.base.Metric` whose ``compute(ctx)`` compares
-``ctx.samples`` (drawn from this generation's model) with ``ctx.held_out`` (the real test split).
-Point metrics flatten both to (n, -1). A new family (FID, precision / recall on features) lives in
-its own module, builds its :class:`Metric` objects there and adds them with :func:`register_metric`;
-nothing here needs to change.
-
-Randomness: a metric never draws from ``ctx.rng`` itself. It draws from :func:`metric_rng`, a
-stream derived from the *current state* of ``ctx.rng`` and the metric's name without advancing
-it, so a metric's value depends only on (seed, generation, name): adding, removing or reordering
-metrics changes no other metric's number, and the loop's own use of ``ctx.rng`` is untouched.
+Every entry of :data:`METRICS` (a :class:`~autophagy.registry.Registry`) is a
+:class:`~autophagy.metrics.base.Metric` whose ``compute(ctx)`` compares ``ctx.samples`` (drawn
+from this generation's model) with ``ctx.held_out`` (the real test split), and which says how the
+report shows it (``title``, ``order``, ``lower_is_better``) and what the experiment must prepare
+(``needs``). Point metrics flatten both sets to (n, -1). A new family lives in its own module,
+builds its :class:`Metric` objects there and adds them with :func:`register_metric`; nothing else
+needs to change. Randomness comes from :func:`~autophagy.metrics.base.metric_rng`.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from autophagy.metrics.base import EvalContext, Metric
+from autophagy.metrics.base import EvalContext, Metric, metric_rng
 from autophagy.metrics.distances import (
     energy_distance,
     mmd_rbf,
@@ -30,13 +27,17 @@ from autophagy.metrics.distances import (
 from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.models.base import has_log_prob
+from autophagy.registry import Registry
 
 __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
+    "evaluate",
+    "find_metric",
     "get_metric",
     "metric_rng",
     "register_metric",
+    "resolve_metrics",
 ]
 
 W2_MAX_SAMPLES = 1000
@@ -45,32 +46,6 @@ SLICED_PROJECTIONS = 200
 MMD_MAX_SAMPLES = 2000
 ENERGY_MAX_SAMPLES = 2000
 """MMD and energy are O(n m d); beyond this size each set is subsampled (about 0.1 s at 2,000)."""
-
-
-def _digest(obj: Any, h: Any) -> None:
-    """Feed a bit generator's state (nested dicts of ints, strings and arrays) into a hash."""
-    if isinstance(obj, dict):
-        for key in sorted(obj):
-            h.update(repr(key).encode())
-            _digest(obj[key], h)
-    elif isinstance(obj, np.ndarray):
-        h.update(str(obj.dtype).encode() + obj.tobytes())
-    else:
-        h.update(repr(obj).encode())
-
-
-def metric_rng(ctx: EvalContext, name: str) -> np.random.Generator:
-    """A generator for metric ``name``, derived from ``ctx.rng``'s current state without using it.
-
-    Why: if metrics drew from ``ctx.rng`` in turn, the value of one would depend on which others
-    ran before it. Reading the state (not advancing it) and hashing it with the name gives each
-    metric its own reproducible stream for this (seed, generation).
-    """
-    h = hashlib.sha256()
-    _digest(ctx.rng.bit_generator.state, h)
-    h.update(b"\0metric\0" + name.encode())
-    words = np.frombuffer(h.digest(), dtype=np.uint32)
-    return np.random.default_rng(np.random.SeedSequence([int(w) for w in words]))
 
 
 def _points(a: Any) -> np.ndarray:
@@ -118,7 +93,7 @@ def _nll(ctx: EvalContext) -> float:
     return negative_log_likelihood(ctx.model, ctx.held_out)
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric", describe=lambda m: m.description)
 """Every known metric by name. Add to it with :func:`register_metric`."""
 
 
@@ -128,20 +103,35 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     Refuses to shadow an existing name unless ``replace=True``, so two modules cannot silently
     define the same metric twice.
     """
-    if metric.name in METRICS and not replace:
-        raise ValueError(
-            f"a metric named {metric.name!r} is already registered; pass replace=True to override"
-        )
-    METRICS[metric.name] = metric
-    return metric
+    return METRICS.register(metric.name, metric, description=metric.description, replace=replace)
 
 
 def get_metric(name: str) -> Metric:
-    """The registered metric called ``name``; the error lists the valid names."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}") from None
+    """The registered metric called ``name`` (or a ``"module:attr"`` one); the error lists the
+    valid names."""
+    return METRICS[name]
+
+
+def find_metric(name: str) -> Metric | None:
+    """The registered metric ``name``, or None; never imports a ``module:attr`` name (the report
+    asks this about every metric name in a results table)."""
+    return METRICS[name] if name in tuple(METRICS) else None
+
+
+def resolve_metrics(metrics: Sequence[str | Metric] | None) -> list[Metric]:
+    """Names or :class:`Metric` objects as metrics, in the given order; None: the defaults."""
+    names = DEFAULT_METRICS if metrics is None else metrics
+    return [m if isinstance(m, Metric) else get_metric(m) for m in names]
+
+
+def evaluate(metrics: Sequence[str | Metric] | None, ctx: EvalContext) -> dict[str, float]:
+    """``{name: value}`` of every metric in ``metrics`` that applies to ``ctx``, in their order.
+
+    A :class:`~autophagy.metrics.base.MetricGroup` runs once however many of its metrics are
+    asked for, and the sample features once for all feature metrics: both are memoized on
+    ``ctx``. Each value is the one ``metric(ctx)`` alone gives.
+    """
+    return {m.name: m(ctx) for m in resolve_metrics(metrics) if m.applies(ctx)}
 
 
 for _metric in [
@@ -152,6 +142,8 @@ for _metric in [
             f"exact Wasserstein-2 distance, samples vs held-out (POT network simplex, "
             f"each set subsampled to {W2_MAX_SAMPLES})"
         ),
+        title="Wasserstein-2 distance",
+        order=10,
     ),
     Metric(
         name="sliced_w2",
@@ -160,22 +152,30 @@ for _metric in [
             f"sliced Wasserstein-2, sqrt of the mean squared 1-D W2 over "
             f"{SLICED_PROJECTIONS} random directions"
         ),
+        title="sliced Wasserstein-2",
+        order=20,
     ),
     Metric(
         name="mmd",
         compute=_mmd,
         description="squared MMD (biased V-statistic), RBF kernel, median-heuristic bandwidth",
+        title="MMD",
+        order=30,
     ),
     Metric(
         name="energy",
         compute=_energy,
         description="energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| (squared form, V-statistic)",
+        title="energy distance",
+        order=40,
     ),
     Metric(
         name="nll",
         compute=_nll,
         description="mean negative log-likelihood of the held-out data (nats per sample)",
         applies=lambda ctx: has_log_prob(ctx.model),
+        title="held-out NLL",
+        order=50,
     ),
     *MOMENT_METRICS,
     *FEATURE_METRICS,

@@ -18,11 +18,6 @@ from rich.table import Table
 
 from autophagy.report.plots import label_colors
 
-HIGHER_IS_BETTER = frozenset(
-    {"precision", "recall", "density", "coverage", "class_coverage", "accuracy", "inception_score"}
-)
-"""Metric names whose verdict uses the mirrored rule when ``lower_is_better`` is not given."""
-
 BAD_STATUS = frozenset({"diverged", "failed"})
 VERDICT_STYLES = {
     "stable": "green",
@@ -34,11 +29,11 @@ VERDICT_STYLES = {
 
 
 def metric_lower_is_better(metric: str) -> bool:
-    """The direction of ``metric``: from its registry entry, else from :data:`HIGHER_IS_BETTER`."""
-    from autophagy.metrics import METRICS
+    """The direction of ``metric`` from its registry entry; an unregistered one: lower is better."""
+    from autophagy.metrics import find_metric
 
-    entry = METRICS.get(metric)
-    return entry.lower_is_better if entry is not None else metric not in HIGHER_IS_BETTER
+    entry = find_metric(metric)
+    return entry.lower_is_better if entry is not None else True
 
 
 def verdict_rule(
