@@ -65,7 +65,8 @@ def test_same_seed_gives_identical_numbers_and_other_seed_differs(moons):
 def test_evaluation_never_moves_the_training_trajectory(moons):
     """More metrics or more evaluation samples draw from the evaluation stream only."""
     few = autophagy.run_loop(
-        GaussianMLE(), moons, "fully_synthetic", 5, seed=0, metrics=["cov_trace_ratio"], n_samples=50
+        GaussianMLE(), moons, "fully_synthetic", 5, seed=0, metrics=["cov_trace_ratio"],
+        n_samples=50,
     )
     many = autophagy.run_loop(
         GaussianMLE(),

@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import norm
 
 from autophagy.data import dataset_from_array
-from autophagy.loop import run_cell, run_loop, training_rng, LoopSettings, EvalSettings
+from autophagy.loop import EvalSettings, LoopSettings, run_cell, run_loop, training_rng
 from autophagy.metrics import get_metric
 from autophagy.models.gaussian import GaussianMLE
 from autophagy.policies import parse_policy

@@ -269,7 +269,8 @@ def config_field(section: str) -> Iterator[None]:
     except ValueError as err:
         message = str(err)
         head = section.split(".")[0]
-        raise ConfigError(message if message.startswith(head) else f"{section}: {message}") from None
+        named = message if message.startswith(head) else f"{section}: {message}"
+        raise ConfigError(named) from None
 
 
 def preset_dir() -> Path:

@@ -1,8 +1,8 @@
 """An experiment: the grid of cells a config describes, and the executors that run them.
 
-Every cell (a policy with its parameters, x seed) is independent: it rebuilds its dataset and model from the
-config and its own seed, and writes only to its own folder of the run directory. So cells run in
-any order, inline or in worker processes, and a crashed run resumes cell by cell.
+Every cell (a policy with its parameters, x seed) is independent: it rebuilds its dataset and
+model from the config and its own seed, and writes only to its own folder of the run directory.
+So cells run in any order, inline or in worker processes, and a crashed run resumes cell by cell.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class CellSpec:
             "cell": self.cell_id,
             "label": self.label,
             "policy": self.policy.name,
-            "lambda": self.policy.lam,
+            "lambda": self.policy.params.get("lambda", self.policy.lam),
             "params": self.policy.params,
             "seed": self.seed,
         }

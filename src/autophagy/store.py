@@ -182,7 +182,8 @@ class RunStore:
         try:
             data = yaml.safe_load(self.config_text)
         except yaml.YAMLError as err:
-            raise ValueError(f"{str(self.root / 'config.yaml')!r} is not valid YAML: {err}") from None
+            where = str(self.root / "config.yaml")
+            raise ValueError(f"{where!r} is not valid YAML: {err}") from None
         return validate(data if isinstance(data, dict) else {})
 
     def cell(self, cell_id: str) -> CellStore:

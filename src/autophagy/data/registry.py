@@ -183,7 +183,8 @@ def load_dataset(
         takes = inspect.signature(entry.loader).parameters
         if path is not None and "path" not in takes:
             raise ArgumentError(
-                "path", f"dataset {name!r} reads no file; path is for: {', '.join(_path_datasets())}"
+                "path",
+                f"dataset {name!r} reads no file; path is for: {', '.join(_path_datasets())}",
             )
         extra = {"path": path} if "path" in takes else {}
         return entry.loader(
