@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from autophagy.data import dataset_from_array
+from autophagy.data import dataset_from_array, load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell, run_loop, training_rng
 from autophagy.metrics import get_metric
 from autophagy.models.gaussian import GaussianMLE
@@ -388,3 +388,40 @@ def test_input_validation():
         expected_gaussian_trajectory(n=5, generations=2, policy="mixed:0.5", lam=1.0, cov0=1.0)
     with pytest.raises(ValueError, match="n must exceed d"):
         logdet_drift(3, 3)
+
+
+def _numpy_accumulate_mean_error(n, lam, T, seeds, rng):
+    """n E[(mu_T - mu)^2] / sigma^2 by the definition, in plain numpy: 1-D N(0, 1) real data,
+    each generation adds floor(lam n) draws from the previous MLE fit and refits on everything."""
+    k = int(np.floor(lam * n))
+    errors = np.empty(seeds)
+    for s in range(seeds):
+        pool = rng.standard_normal(n)
+        for _ in range(T):
+            mean, sd = pool.mean(), pool.std()
+            pool = np.concatenate([pool, rng.normal(mean, sd, size=k)])
+        errors[s] = n * pool.mean() ** 2
+    return errors
+
+
+@pytest.mark.parametrize("lam", [0.5, 2.0])
+def test_accumulate_honours_lambda_in_the_loop(lam):
+    """Through the project's model and loop, accumulate's n E[(mu_T - mu)^2] / sigma^2 matches a
+    numpy simulation of the definition and the closed form, for two lambdas (it used to run
+    lambda = 1 whatever the config said)."""
+    n, T, seeds = 40, 4, 400
+    loop_errors = np.empty(seeds)
+    for s in range(seeds):
+        dataset = load_dataset("gaussian", n_train=n, n_test=2, seed=s, mean=[0.0], cov=[[1.0]])
+        cell = run_cell(GaussianMLE(), dataset, parse_policy(f"accumulate:{lam}"),
+                        LoopSettings(T, seed=s), EvalSettings(metrics=("mean_shift_sq",),
+                                                              n_samples=2))
+        assert cell.status == "done", cell.message
+        loop_errors[s] = n * float(cell.model.mean_[0]) ** 2
+    numpy_errors = _numpy_accumulate_mean_error(n, lam, T, seeds, np.random.default_rng(7))
+    se = np.sqrt(loop_errors.var(ddof=1) / seeds + numpy_errors.var(ddof=1) / seeds)
+    assert abs(loop_errors.mean() - numpy_errors.mean()) < 3 * se
+    theory = expected_gaussian_trajectory_from_truth(n=n, generations=T, policy="accumulate",
+                                                     lam=lam, cov=1.0)
+    assert abs(loop_errors.mean() - n * theory.mean_shift_sq[-1]) < 3 * loop_errors.std() / np.sqrt(
+        seeds)
