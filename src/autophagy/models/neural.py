@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from autophagy.models.base import check_temperature
-from autophagy.options import ArgumentError
 from autophagy.models.networks import NetworkBuilder, build_network, check_network
 from autophagy.models.training import (
     DivergedError,
@@ -43,6 +42,7 @@ from autophagy.models.training import (
     torch_generator,
 )
 from autophagy.models.unet import UNet
+from autophagy.options import ArgumentError
 
 _TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "max_loss")
 """The constructor arguments that are :class:`TrainConfig`'s, read from it."""

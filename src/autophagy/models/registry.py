@@ -7,7 +7,6 @@ from typing import Any
 from autophagy.options import ArgumentError, check_options
 from autophagy.registry import Registry
 
-
 _FAMILIES = {
     "gaussian": (
         "autophagy.models.gaussian:GaussianMLE",
