@@ -44,7 +44,7 @@ def run(
             "--set",
             "-s",
             help="Override a field: key.sub=value (YAML value), repeatable, "
-            "e.g. --set loop.lambda=[0,0.5] --set loop.generations=10.",
+            "e.g. --set loop.policies.mixed.lambda=[0,0.5] --set loop.generations=10.",
         ),
     ] = None,
     out: Annotated[
@@ -172,7 +172,7 @@ def _policy_rows(policies) -> list[tuple[str, str]]:
             f"{p.key}={p.default:g}" if isinstance(p.default, int | float) else p.key
             for p in policies[name].parameters()
         )
-        rows.append((name, f"{description}" + (f" [{params}]" if params else "")))
+        rows.append((name, description + (f"; parameters: {params}" if params else "")))
     return rows
 
 
