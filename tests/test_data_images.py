@@ -71,7 +71,7 @@ def test_digits_default_split_and_determinism():
 def test_digits_too_many_requested_names_the_fields():
     with pytest.raises(ValueError, match=r"^dataset 'digits' has 1797 images.*data\.n_test"):
         load_dataset("digits", n_train=1000, n_test=2000)
-    with pytest.raises(ValueError, match="reads no file; data.path is for: file, cifar10"):
+    with pytest.raises(ValueError, match="^path: dataset 'digits' reads no file; path is for"):
         load_dataset("digits", path="somewhere")
     with pytest.raises(ValueError, match="unknown option 'resolution' for dataset 'digits'"):
         load_dataset("digits", resolution=8)

@@ -255,19 +255,22 @@ def test_unknown_option_names_the_option_and_the_accepted_ones():
     with pytest.raises(ValueError) as err:
         load_dataset("circles", width=3)
     assert str(err.value) == (
-        "unknown option 'width' for dataset 'circles'; accepted: radius, factor, noise"
+        "options: unknown option 'width' for dataset 'circles'; accepted: radius, factor, noise"
     )
     with pytest.raises(ValueError, match="did you mean 'noise'"):
         load_dataset("moons", noize=0.1)
 
 
-def test_unknown_option_for_a_dataset_without_options_says_it_takes_none(monkeypatch):
+def test_unknown_option_for_a_dataset_without_options_says_it_takes_none():
     entry = DatasetEntry("bare", sampler=lambda n, rng: np.zeros((n, 2)))
-    monkeypatch.setitem(DATASETS, "bare", entry)
-    with pytest.raises(
-        ValueError, match="^unknown option 'noise' for dataset 'bare'; it takes none"
-    ):
-        load_dataset("bare", noise=0.1)
+    DATASETS.register("bare", entry)
+    try:
+        with pytest.raises(
+            ValueError, match="^options: unknown option 'noise' for dataset 'bare'; it takes none"
+        ):
+            load_dataset("bare", noise=0.1)
+    finally:
+        DATASETS.unregister("bare")
 
 
 def test_bad_option_value_is_reported_with_the_dataset_name():
@@ -295,7 +298,7 @@ def test_bad_split_sizes_are_refused_naming_the_field(kwargs, message):
 
 
 def test_path_given_to_a_generated_dataset_is_refused():
-    with pytest.raises(ValueError, match="^dataset 'moons' is generated and reads no file"):
+    with pytest.raises(ValueError, match="^path: dataset 'moons' is generated and reads no file"):
         load_dataset("moons", path="x.npy")
 
 

@@ -269,7 +269,7 @@ def config_field(section: str) -> Iterator[None]:
     except ValueError as err:
         message = str(err)
         head = section.split(".")[0]
-        named = message if message.startswith(head) else f"{section}: {message}"
+        named = message if message.startswith((f"{head}.", f"{head}:")) else f"{section}: {message}"
         raise ConfigError(named) from None
 
 

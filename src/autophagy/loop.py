@@ -27,6 +27,7 @@ import pandas as pd
 
 from autophagy.data import Dataset, dataset_from_array, load_dataset
 from autophagy.metrics import EvalContext, Metric, evaluate, model_moments, resolve_metrics
+from autophagy.metrics.feature_metrics import HeldOutFeatures
 from autophagy.models.base import DivergedError
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
@@ -176,6 +177,7 @@ def run_cell(
     """Run (or resume, when ``store`` holds checkpoints) one cell; never raises on divergence."""
     eval = eval or EvalSettings()
     metrics = resolve_metrics(eval.metrics)
+    held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
     real = dataset.train
     policy.check(len(real), dataset.pool)
     rng = training_rng(loop.seed)
@@ -228,6 +230,7 @@ def run_cell(
                 temperature=eval.temperature,
                 features=eval.features,
                 inception=eval.inception,
+                held_out_features=held_out_features,
             )
             rows.extend(new_rows)
             if store is not None:
