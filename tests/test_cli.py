@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from autophagy.cli import app
+from autophagy.data import load_dataset
+from autophagy.manifest import seal
+from autophagy.models.registry import build_model
 
 runner = CliRunner()
 
@@ -63,7 +68,7 @@ def test_run_writes_config_metrics_checkpoints_figures_and_report(tiny_run):
         "mixed-lam0.5-seed1",
     ]
     ckpts = sorted(p.name for p in (out / "cells" / cells[0] / "checkpoints").iterdir())
-    assert ckpts == ["gen_0000.pkl", "gen_0001.pkl", "gen_0002.pkl"]
+    assert ckpts == [f"gen_000{g}.safetensors" for g in range(3)]
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"w2.png", "energy.png", "nll.png", "samples.png"} <= figures
     html = (out / "report.html").read_text()
@@ -99,7 +104,9 @@ def test_resume_continues_a_crashed_run_to_the_same_numbers(tiny_run, tmp_path):
         rows[rows.generation <= keep].to_parquet(folder / "metrics.parquet")
         info = (folder / "cell.json").read_text().replace('"done"', '"running"')
         (folder / "cell.json").write_text(info)
+        seal(folder)  # vouch for the hand edits, which a real crash would not make
     (crashed / "metrics.parquet").unlink()
+    seal(crashed)
     result = runner.invoke(app, ["resume", str(crashed), "--quiet"])
     assert result.exit_code == 0, result.output
     key = ["cell", "generation", "metric"]
@@ -237,3 +244,22 @@ def test_inception_features_without_the_file_stop_before_the_run(tmp_path, monke
     assert "eval.inception" in text and "AUTOPHAGY_INCEPTION" in text
     assert "inception-2015-12-05.pt" in text
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "raise_", "message"),
+    [
+        ("model", lambda: build_model("nope"), "model.name: unknown model 'nope'"),
+        ("model", lambda: build_model("gmm", {"n_comp": 3}), "model.options: unknown option"),
+        ("model", lambda: build_model("nsf", {"device": "cuda"}) if not torch.cuda.is_available()
+         else build_model("nsf", {"device": "tpu"}), "model.options.device: "),
+        ("data", lambda: load_dataset("moons", path="x.npy"), "data.path: dataset 'moons'"),
+        ("data", lambda: load_dataset("moons", noize=1), "data.options: unknown option 'noize'"),
+        ("data", lambda: load_dataset("moons", noise=-1), "data: dataset 'moons': noise must"),
+    ],
+)
+def test_library_errors_become_config_fields_in_one_place(section, raise_, message):
+    from autophagy.config import ConfigError, config_field
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"), config_field(section):
+        raise_()

@@ -112,6 +112,9 @@ def _execute(cfg, store, quiet: bool) -> None:
             f"  autophagy resume {store.root}"
         )
         raise typer.Exit(130) from None
+    except OSError as err:  # a full disk: what finished is saved and its manifests stay true
+        fail(f"{err}; finished generations are saved: make room, then 'autophagy resume "
+             f"{store.root}'", code=1)
     html = build_report(store, console=console)
     console.print(f"report: {html}")
     if all(s != "done" for s in statuses.values()):
@@ -302,6 +305,78 @@ def theory_stability(
     except ValueError as err:
         fail(str(err))
     console.print(table)
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. one you received.")],
+) -> None:
+    """Check every file of a run directory against its manifests (sha256 and size) without
+    running or unpickling anything: one line per problem and a summary; exit 1 on a problem."""
+    from autophagy.manifest import NAME, verify_run
+
+    if not (run_dir / "config.yaml").exists() and not (run_dir / NAME).exists():
+        fail(f"{str(run_dir)!r} has no config.yaml or {NAME}; is it a run directory?")
+    result = verify_run(run_dir)
+    for problem in result.problems:
+        console.print(problem.line(run_dir), markup=False, highlight=False, soft_wrap=True)
+    checked = (
+        f"{result.files} files ({result.bytes / 1e6:.1f} MB) in {result.cells} cells match "
+        "their manifests"
+    )
+    if result.problems:
+        n = len(result.problems)
+        console.print(f"{run_dir}: {n} problem{'s' * (n > 1)}; {checked}", markup=False,
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"{run_dir}: clean, {checked}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def migrate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory of an older autophagy.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask: you trust where DIR came from.")
+    ] = False,
+) -> None:
+    """Convert an old run directory's pickle checkpoints (gen_*.pkl) to data-only safetensors
+    ones and write its manifests, so resume and report accept it. It unpickles them, which can
+    run code: only for a directory you trust."""
+    import os
+
+    from autophagy.manifest import verify_run
+    from autophagy.migrate import MigrationError, migrate_run, plan
+
+    if not (run_dir / "config.yaml").exists():
+        fail(f"run directory {str(run_dir)!r} has no config.yaml; is it a run?")
+    old, folders = plan(run_dir)
+    if not folders:
+        console.print(f"{run_dir}: nothing to migrate (already in the current format; "
+                      f"'autophagy verify {run_dir}' checks it)", markup=False, highlight=False)
+        return
+    if old:
+        err_console.print(
+            f"autophagy migrate will unpickle {len(old)} checkpoint files in {run_dir}. "
+            "Unpickling runs whatever code a file names: continue only if you trust where this "
+            "directory came from.",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        if not yes:
+            stdin = sys.stdin
+            if stdin is None or not stdin.isatty() or os.environ.get("CI"):
+                fail("not confirmed: no terminal to ask on; pass --yes if you trust the directory")
+            if not typer.confirm("Unpickle and convert them?", default=False):
+                fail("nothing changed", code=1)
+    try:
+        done = migrate_run(run_dir)
+    except MigrationError as err:
+        fail(str(err))
+    problems = verify_run(run_dir).problems
+    console.print(
+        f"{run_dir}: converted {done.checkpoints} checkpoints, sealed {done.folders} folders; "
+        + ("verifies clean" if not problems else f"{len(problems)} problems: autophagy verify"),
+        markup=False, highlight=False, soft_wrap=True,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -7,21 +7,26 @@ Layout::
       metrics.parquet             one row per (cell, generation, metric), all cells
       cells/<cell>/cell.json      the cell's coordinates (policy, lambda, seed, ...) and status
       cells/<cell>/metrics.parquet
-      cells/<cell>/checkpoints/gen_0003.pkl   model state, training RNG state, policy state
+      cells/<cell>/checkpoints/gen_0003.safetensors   model, RNG and policy state (data only)
+      cells/<cell>/manifest.json              sha256 and size of the cell's files (and RUN/'s)
       cells/<cell>/samples/gen_0003.npy       evaluation samples, to redraw figures
       cells/<cell>/error.txt                  traceback of a failed cell
       figures/*.png  report.html
 
 Every file is written to a temporary name in the same folder and renamed into place, so a file
 is either the old version or the new one, never half of each. A cell's checkpoint is written
-after its metrics, so the newest checkpoint always has its metrics on disk.
+after its metrics, so the newest checkpoint always has its metrics on disk. Every write also
+goes through :func:`autophagy.manifest.write`, which records the file in its folder's manifest,
+so ``resume``, ``report`` and :func:`open_run` refuse a damaged file instead of reading it
+(:mod:`autophagy.manifest`); checkpoints hold no code (:mod:`autophagy.statefile`).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import pickle
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from autophagy.atomic import atomic_write_bytes, atomic_write_text
+from autophagy import manifest, statefile
+from autophagy.atomic import atomic_write_text
 from autophagy.options import ArgumentError
 
 if TYPE_CHECKING:
@@ -39,18 +45,24 @@ SAVED_IMAGES = 64
 """Image samples kept per generation (as .npy and a PNG grid)."""
 CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
 """Columns every cell has; each policy parameter (``fraction``, ...) adds one after ``lambda``."""
+_CHECKPOINT = re.compile(rf"gen_(\d+){re.escape(statefile.SUFFIX)}")
+_log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted (one line naming the file and what is wrong)."""
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
+    manifest.write(path, buf.getvalue())
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    manifest.write(path, buf.getvalue())
 
 
 class CellStore:
@@ -67,42 +79,81 @@ class CellStore:
 
     def write_info(self, **fields: Any) -> None:
         info = {**self.info(), **fields}
-        atomic_write_text(self.root / "cell.json", json.dumps(info, indent=2, default=_json))
+        text = json.dumps(info, indent=2, default=_json)
+        manifest.write(self.root / "cell.json", text.encode())
 
     def set_status(self, status: str, message: str = "", generation: int | None = None) -> None:
         self.write_info(status=status, message=message, generation=generation)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _checkpoint(self, generation: int) -> Path:
-        return self.root / "checkpoints" / f"gen_{generation:04d}.pkl"
+        return self.root / "checkpoints" / f"gen_{generation:04d}{statefile.SUFFIX}"
 
-    def generations_saved(self) -> list[int]:
+    def _checkpoints_on_disk(self) -> dict[int, Path]:
         folder = self.root / "checkpoints"
         if not folder.exists():
-            return []
-        return sorted(int(p.stem.split("_")[1]) for p in folder.glob("gen_*.pkl"))
+            return {}
+        if old := sorted(folder.glob("gen_*.pkl")):
+            raise manifest.OldFormatError(
+                f"{old[-1]}: an old pickle checkpoint; this version reads only data files: "
+                "convert the run with 'autophagy migrate RUN_DIR' (it unpickles them: only for "
+                "a directory you trust)"
+            )
+        found = (_CHECKPOINT.fullmatch(p.name) for p in folder.iterdir())
+        return {int(m[1]): folder / m[0] for m in found if m}
+
+    def generations_saved(self) -> list[int]:
+        """Generations whose checkpoint is on disk and in the manifest (not yet re-hashed)."""
+        files = manifest.Manifest(self.root).entries()
+        on_disk = self._checkpoints_on_disk()
+        return sorted(g for g, p in on_disk.items() if p.relative_to(self.root).as_posix() in files)
 
     def save(self, generation: int, payload: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        """Persist generation ``generation``: metrics first, then the checkpoint."""
+        """Persist generation ``generation``: metrics first, then the checkpoint (fsynced)."""
         write_parquet(self.root / "metrics.parquet", rows_frame(rows))
-        atomic_write_bytes(
-            self._checkpoint(generation),
-            pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL),
-            durable=True,
-        )
+        manifest.write(self._checkpoint(generation), statefile.dumps(payload), durable=True)
         if self.keep == "last":
-            for g in self.generations_saved():
-                if g < generation:
-                    self._checkpoint(g).unlink(missing_ok=True)
+            older = [p for g, p in self._checkpoints_on_disk().items() if g < generation]
+            manifest.remove(older)
 
     def load(self, generation: int) -> dict[str, Any]:
-        with open(self._checkpoint(generation), "rb") as f:
-            return pickle.load(f)
+        """Checkpoint ``generation``, checked against the manifest before it is decoded.
+
+        Raises:
+            CheckpointError: missing, truncated, corrupted, not in the manifest, or unreadable.
+        """
+        path = self._checkpoint(generation)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: missing") from None
+        if reason := manifest.check_bytes(path, data):
+            raise CheckpointError(f"{path}: {reason}")
+        try:
+            return statefile.loads(data)
+        except statefile.StateFileError as err:
+            raise CheckpointError(f"{path}: {err}") from None
 
     def latest(self) -> tuple[int, dict[str, Any]] | None:
-        """The newest checkpoint, or ``None`` if the cell has not finished generation 0."""
-        saved = self.generations_saved()
-        return (saved[-1], self.load(saved[-1])) if saved else None
+        """The newest good checkpoint, or ``None`` if the cell has none (not finished generation
+        0, or every checkpoint damaged). A damaged newer checkpoint is skipped with a warning
+        (logger ``autophagy.store``): the cell recomputes from the one before, to the same
+        numbers, since the training RNG state travels in the checkpoint."""
+        bad: list[str] = []
+        for g in sorted(self._checkpoints_on_disk(), reverse=True):
+            try:
+                payload = self.load(g)
+            except CheckpointError as err:
+                bad.append(str(err))
+                continue
+            then = f"cell {self.root.name} goes back to generation {g} and recomputes from {g + 1}"
+            for line in bad:
+                _log.warning("warning: %s; %s", line, then)
+            return g, payload
+        for line in bad:
+            _log.warning("warning: %s; no good checkpoint left: cell %s restarts from generation "
+                         "0", line, self.root.name)
+        return None
 
     # -- samples and metrics ----------------------------------------------------------------
     def save_samples(self, generation: int, samples: np.ndarray) -> None:
@@ -159,7 +210,7 @@ class RunStore:
                 f"or continue it with 'autophagy resume {root}'"
             )
         root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(root / "config.yaml", config_text)
+        manifest.write(root / "config.yaml", config_text.encode())
         return cls(root, keep)
 
     @classmethod
@@ -167,6 +218,7 @@ class RunStore:
         root = Path(root)
         if not (root / "config.yaml").exists():
             raise ValueError(f"run directory {str(root)!r} has no config.yaml; is it a run?")
+        manifest.check_run(root)  # one line naming a damaged file, or the old pickle format
         return cls(root)
 
     @property
