@@ -53,40 +53,21 @@ def _points(a: Any) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def _w2(ctx: EvalContext) -> float:
-    return wasserstein2(
-        _points(ctx.samples),
-        _points(ctx.held_out),
-        max_samples=W2_MAX_SAMPLES,
-        rng=metric_rng(ctx, "w2"),
-    )
+def _distance(name: str, fn: Any, **options: Any) -> Any:
+    """The metric ``name``: ``fn(samples, held_out, rng=..., **options)`` on flattened points,
+    with the metric's own random stream (subsampling, projections)."""
+
+    def compute(ctx: EvalContext) -> float:
+        rng = metric_rng(ctx, name)
+        return fn(_points(ctx.samples), _points(ctx.held_out), rng=rng, **options)
+
+    return compute
 
 
-def _sliced_w2(ctx: EvalContext) -> float:
-    return sliced_wasserstein2(
-        _points(ctx.samples),
-        _points(ctx.held_out),
-        n_projections=SLICED_PROJECTIONS,
-        rng=metric_rng(ctx, "sliced_w2"),
-    )
-
-
-def _mmd(ctx: EvalContext) -> float:
-    return mmd_rbf(
-        _points(ctx.samples),
-        _points(ctx.held_out),
-        max_samples=MMD_MAX_SAMPLES,
-        rng=metric_rng(ctx, "mmd"),
-    )
-
-
-def _energy(ctx: EvalContext) -> float:
-    return energy_distance(
-        _points(ctx.samples),
-        _points(ctx.held_out),
-        max_samples=ENERGY_MAX_SAMPLES,
-        rng=metric_rng(ctx, "energy"),
-    )
+_w2 = _distance("w2", wasserstein2, max_samples=W2_MAX_SAMPLES)
+_sliced_w2 = _distance("sliced_w2", sliced_wasserstein2, n_projections=SLICED_PROJECTIONS)
+_mmd = _distance("mmd", mmd_rbf, max_samples=MMD_MAX_SAMPLES)
+_energy = _distance("energy", energy_distance, max_samples=ENERGY_MAX_SAMPLES)
 
 
 def _nll(ctx: EvalContext) -> float:
