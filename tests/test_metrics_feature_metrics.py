@@ -27,9 +27,9 @@ def test_auto_features_are_raw_values_for_points_and_pixels_for_unlabelled_image
     monkeypatch.delenv("AUTOPHAGY_INCEPTION", raising=False)
     moons = load_dataset("moons", n_train=50, n_test=50)
     assert isinstance(make_extractor("auto", moons), PixelFeatures)
-    with pytest.raises(ValueError, match="eval.features: 'classifier' needs a labelled image"):
+    with pytest.raises(ValueError, match="^features: 'classifier' needs a labelled image"):
         make_extractor("classifier", moons)
-    with pytest.raises(ValueError, match="eval.features: unknown extractor 'vgg'"):
+    with pytest.raises(ValueError, match="^features: unknown extractor 'vgg'"):
         make_extractor("vgg", moons)
 
 

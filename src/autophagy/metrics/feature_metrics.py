@@ -30,6 +30,7 @@ from autophagy.metrics.features import (
     PixelFeatures,
 )
 from autophagy.metrics.fid import frechet_distance, kid
+from autophagy.options import ArgumentError
 
 FEATURE_CHOICES = ("auto", "pixels", "classifier", "inception")
 PRDC_NEAREST_K = 5
@@ -47,8 +48,8 @@ def make_extractor(
     ``check_only`` validates the choice (the Inception file loads, the classifier has labels)
     without training a classifier, so a config fails before its run directory exists."""
     if kind not in FEATURE_CHOICES:
-        raise ValueError(
-            f"eval.features: unknown extractor {kind!r}; choose from: {', '.join(FEATURE_CHOICES)}"
+        raise ArgumentError(
+            "features", f"unknown extractor {kind!r}; choose from: {', '.join(FEATURE_CHOICES)}"
         )
     from autophagy.metrics.classifier import DatasetClassifier, has_labels
 
@@ -65,8 +66,9 @@ def make_extractor(
     if kind == "inception":
         return _inception(inception)
     if not (images and has_labels(dataset)):
-        raise ValueError(
-            f"eval.features: 'classifier' needs a labelled image dataset (digits, mnist5k, "
+        raise ArgumentError(
+            "features",
+            f"'classifier' needs a labelled image dataset (digits, mnist5k, "
             f"cifar10), not {dataset.name!r}; use auto, pixels or inception"
         )
     return None if check_only else DatasetClassifier.for_dataset(dataset)
@@ -80,7 +82,7 @@ def _inception(path: str | None) -> InceptionFeatures:
         try:
             _INCEPTION[path] = InceptionFeatures(path)
         except ValueError as err:
-            raise ValueError(f"eval.inception: {err}") from None
+            raise ArgumentError("inception", str(err)) from None
     return _INCEPTION[path]
 
 

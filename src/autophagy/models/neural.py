@@ -11,9 +11,9 @@ a data scaler fixed at the first fit, chunked sampling under a seed, a pretraine
 
 Shared options are written once: :class:`NeuralModel` (training) and :class:`NetworkModel` (the
 network) declare them as keyword arguments, a family's ``__init__`` takes its own arguments plus
-``**options`` and passes them up, and :meth:`NeuralModel.__init_subclass__` gives the family's
-``__init__`` the merged signature, so ``inspect.signature``, ``help()`` and the config's option
-check (:func:`autophagy.options.check_options`) see every accepted keyword.
+``**options`` and passes them up; the config's option check
+(:func:`autophagy.options.check_options`) follows that chain along the MRO, so every accepted
+keyword is known without a list to keep in step.
 
 References:
     | On the Stability of Iterative Retraining of Generative Models on their own Data
@@ -23,7 +23,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,25 +120,6 @@ class NeuralModel:
     generation would renormalise a shrinking or drifting distribution to unit scale and hand each
     generation a different coordinate system. Build a new model to refit the scaler.
     """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            return
-        sig = inspect.signature(init)
-        params = list(sig.parameters.values())
-        if not params or params[-1].kind is not inspect.Parameter.VAR_KEYWORD:
-            return
-        own = params[:-1]
-        names = {p.name for p in own}
-        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        inherited = [
-            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-            for p in inspect.signature(super(cls, cls).__init__).parameters.values()
-            if p.name != "self" and p.name not in names and p.kind in kinds
-        ]
-        init.__signature__ = sig.replace(parameters=own + inherited)
 
     def __init__(
         self,

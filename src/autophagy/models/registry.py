@@ -70,7 +70,7 @@ def build_model(name: str, options: dict[str, Any] | None = None) -> Any:
     """
     cls = MODELS[name]
     opts = {**DEFAULTS.get(name, {}), **(options or {})}
-    check_options(cls.__init__, opts, skip=("self",))
+    check_options(cls, opts)
     try:
         return cls(**opts)
     except ArgumentError:
