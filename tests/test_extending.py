@@ -148,3 +148,26 @@ def test_an_unknown_module_name_fails_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "cannot import 'nowhere_pkg'" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_an_installed_plugin_registers_through_its_entry_point(tmp_path, monkeypatch):
+    """A package that declares ``[autophagy.plugins]`` in its metadata is loaded on first use."""
+    import autophagy.registry as registry
+
+    (tmp_path / "box_plugin.py").write_text(
+        "from autophagy.models.registry import MODELS\n"
+        "def register():\n"
+        "    MODELS.register('plugin_box', 'test_extending:BoxModel', description='a plugin box')\n"
+    )
+    dist = tmp_path / "box_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: box-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[autophagy.plugins]\nbox = box_plugin:register\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    try:
+        assert ("plugin_box", "a plugin box") in MODELS.describe()
+        assert MODELS["plugin_box"].__name__ == "BoxModel"
+    finally:
+        MODELS.unregister("plugin_box")

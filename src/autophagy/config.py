@@ -176,6 +176,8 @@ class EvalConfig(_Section):
     """Metric names; ``null``: every default metric that applies to the model and data."""
     n_samples: StrictWhole = Field(1000, ge=2)
     """Samples drawn from each generation for evaluation (and saved for the figures)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of the evaluation samples (1: the model as it is)."""
     verdict_metric: str = "w2"
     features: Literal["auto", "pixels", "classifier", "inception"] = "auto"
     """Features of fid / kid / precision / recall / density / coverage: auto = raw values for
