@@ -47,6 +47,14 @@ def run(
             "e.g. --set loop.policies.mixed.lambda=[0,0.5] --set loop.generations=10.",
         ),
     ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="Sweep any other field over a list of values: key.sub=[v1,v2], repeatable, "
+            "e.g. --sweep data.n_train=[100,250,1000] (one set of cells per value).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Run directory (default: runs/<name>-<time>)."),
@@ -61,7 +69,7 @@ def run(
     try:
         if config is None and preset is None:
             preset = DEFAULT_PRESET
-        cfg = load_config(config, preset=preset, overrides=set_ or [])
+        cfg = load_config(config, preset=preset, overrides=set_ or [], sweeps=sweep or [])
         check_config(cfg)
         root = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         with config_field("--out"):
@@ -113,7 +121,8 @@ def _execute(cfg, store, quiet: bool) -> None:
         )
         raise typer.Exit(130) from None
     except OSError as err:  # a full disk: what finished is saved and its manifests stay true
-        fail(f"{err}; finished generations are saved: make room, then 'autophagy resume "
+        first = err.__context__ if isinstance(err.__context__, OSError) else err  # names a file
+        fail(f"{first}; finished generations are saved: make room, then 'autophagy resume "
              f"{store.root}'", code=1)
     html = build_report(store, console=console)
     console.print(f"report: {html}")
@@ -352,7 +361,8 @@ def migrate(
     old, folders = plan(run_dir)
     if not folders:
         console.print(f"{run_dir}: nothing to migrate (already in the current format; "
-                      f"'autophagy verify {run_dir}' checks it)", markup=False, highlight=False)
+                      f"'autophagy verify {run_dir}' checks it)", markup=False, highlight=False,
+                      soft_wrap=True)
         return
     if old:
         err_console.print(

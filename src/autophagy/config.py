@@ -216,13 +216,47 @@ class Config(_Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    """Any other field swept, by its dotted path: ``{data.n_train: [100, 250, 1000],
+    model.options.hidden_features: [[32, 32], [64, 64]]}``. Every combination of the values
+    makes its own cells (times the policies' grids and the seeds)."""
 
     _list_seed = field_validator("seed", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> Config:
+        for path, values in self.sweep.items():
+            if any(path == f or path.startswith(f + ".") for f in NOT_SWEPT):
+                raise SubFieldError(
+                    f"sweep.{path}", "cannot be swept here; list seeds in seed: [...] and policy "
+                    "parameters in loop.policies (e.g. mixed: {lambda: [0, 1]})"
+                )
+            if not isinstance(values, list) or not values:
+                raise SubFieldError(f"sweep.{path}", "needs a non-empty list of values")
+            for value in values:
+                try:
+                    self.with_overrides({path: value})
+                except ConfigError as err:
+                    message = str(err).removeprefix(f"{path}:").strip()
+                    raise SubFieldError(f"sweep.{path}", message) from None
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """This config with ``{dotted.path: value}`` set (and no sweep): one cell's config."""
+        data = self.model_dump(by_alias=True, mode="json")
+        data["sweep"] = {}
+        for path, value in overrides.items():
+            _set_path(data, path, value, flag=f"sweep.{path}")
+        return validate(data)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(
             self.model_dump(by_alias=True, mode="json"), sort_keys=False, allow_unicode=True
         )
+
+
+NOT_SWEPT = ("name", "description", "seed", "sweep", "run", "loop.policies")
+"""Fields a sweep may not name: they are the grid already, or not part of a cell."""
 
 
 DEFAULT_PRESET = "toy-flow"
@@ -239,7 +273,7 @@ def _format(err: ValidationError) -> str:
     msg = e["msg"].removeprefix("Value error, ")
     cause = e.get("ctx", {}).get("error")
     if isinstance(cause, SubFieldError):
-        where = ".".join(p for p in (where, cause.path) if p)
+        where = ".".join(p for p in (where if e["loc"] else "", cause.path) if p)
         return f"{where}: {cause}"
     if e["type"] == "extra_forbidden":
         return f"{where}: unknown field; check the spelling (see 'autophagy list')"
@@ -296,31 +330,58 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_override(data: dict[str, Any], assignment: str) -> None:
+def apply_override(data: dict[str, Any], assignment: str, *, flag: str = "--set") -> None:
     """Apply ``key.sub=value`` (value parsed as YAML: ``[0, 0.5]``, ``true``, ``3``)."""
+    key, value = _assignment(assignment, flag)
+    _set_path(data, key, value, flag=flag)
+
+
+def apply_sweep(data: dict[str, Any], assignment: str) -> None:
+    """Add ``--sweep key.sub=[v1, v2]`` to the config's ``sweep`` block."""
+    key, values = _assignment(assignment, "--sweep")
+    if not isinstance(values, list):
+        raise ConfigError(
+            f"--sweep: {key!r} needs a list of values, e.g. --sweep {key}=[{values!r}, ...]"
+        )
+    sweep = data.setdefault("sweep", {})
+    if not isinstance(sweep, dict):
+        raise ConfigError("--sweep: the config's sweep is not a mapping of field: [values]")
+    sweep[key] = values
+
+
+def _assignment(assignment: str, flag: str) -> tuple[str, Any]:
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
         raise ConfigError(
-            f"--set: expected key=value (e.g. loop.generations=10), got {assignment!r}"
+            f"{flag}: expected key=value (e.g. loop.generations=10), got {assignment!r}"
         )
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
+    return key.strip(), value
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any, *, flag: str) -> None:
     node = data
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set: {key!r}: {part!r} is not a section")
+            raise ConfigError(f"{flag}: {key!r}: {part!r} is not a section")
         node = child
     node[parts[-1]] = value
 
 
 def load_config(
-    path: Path | None = None, *, preset: str | None = None, overrides: list[str] = ()
+    path: Path | None = None,
+    *,
+    preset: str | None = None,
+    overrides: list[str] = (),
+    sweeps: list[str] = (),
 ) -> Config:
-    """Build a validated :class:`Config` from a preset and/or file, then ``--set`` overrides."""
+    """Build a validated :class:`Config` from a preset and/or file, then ``--set`` overrides and
+    ``--sweep`` additions."""
     data: dict[str, Any] = {}
     if preset is not None:
         if preset not in preset_names():
@@ -332,6 +393,8 @@ def load_config(
         data = _merge(data, load_yaml(path))
     for assignment in overrides:
         apply_override(data, assignment)
+    for assignment in sweeps:
+        apply_sweep(data, assignment)
     return validate(data)
 
 

@@ -8,6 +8,7 @@ So cells run in any order, inline or in worker processes, and a crashed run resu
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -31,40 +32,86 @@ Event = dict[str, Any]
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One cell's coordinates in the grid: a policy with its parameters, and a seed."""
+    """One cell's coordinates in the grid: a policy with its parameters, the values of the swept
+    fields (``(("data.n_train", 100),)``), and a seed."""
 
     policy: Policy
     seed: int
+    swept: tuple[tuple[str, Any], ...] = ()
 
     @property
     def cell_id(self) -> str:
-        return f"{self.policy.cell_tag}-seed{self.seed}"
+        parts = [self.policy.cell_tag]
+        parts += [f"{_short(path, self.swept)}{_id_value(v)}" for path, v in self.swept]
+        return "-".join([*parts, f"seed{self.seed}"])
 
     @property
     def label(self) -> str:
-        return self.policy.label
+        fields = ", ".join(
+            f"{_short(path, self.swept)}={_label_value(v)}" for path, v in self.swept
+        )
+        return f"{self.policy.label}, {fields}" if fields else self.policy.label
+
+    def config(self, base: Config) -> Config:
+        """The cell's own config: ``base`` with the swept values set."""
+        return base.with_overrides(dict(self.swept)) if self.swept else base
 
     def info(self) -> dict[str, Any]:
-        """What the store records of the cell: every parameter becomes a column of the tables."""
+        """What the store records of the cell: every parameter and swept field becomes a column."""
         return {
             "cell": self.cell_id,
             "label": self.label,
             "policy": self.policy.name,
             "lambda": self.policy.params.get("lambda", self.policy.lam),
             "params": self.policy.params,
+            "sweep": dict(self.swept),
             "seed": self.seed,
         }
 
 
+def _short(path: str, swept: tuple[tuple[str, Any], ...]) -> str:
+    """A swept field's name in ids and legends: its last part, unless two swept fields share it."""
+    last = path.rsplit(".", 1)[-1]
+    clash = sum(p.rsplit(".", 1)[-1] == last for p, _ in swept) > 1
+    return path if clash else last
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "x".join(_label_value(v) for v in value)
+    return str(value)
+
+
+def _id_value(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "_", _label_value(value)).strip("_") or "_"
+
+
+def sweep_combinations(config: Config) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of the swept values, in the config's order (one empty one if none)."""
+    combos: list[tuple[tuple[str, Any], ...]] = [()]
+    for path, values in config.sweep.items():
+        combos = [(*c, (path, v)) for c in combos for v in values]
+    return combos
+
+
 def expand_grid(config: Config) -> list[CellSpec]:
-    """Policies x their parameter grids x seeds, in the config's order, without repeats."""
+    """Policies x their parameter grids x swept fields x seeds, in the config's order, without
+    repeats."""
     cells: dict[str, CellSpec] = {}
     for name, params in config.loop.policies.items():
         for policy in policy_grid(name, params):
-            for seed in config.seed:
-                spec = CellSpec(policy, seed)
-                cells.setdefault(spec.cell_id, spec)
+            for swept in sweep_combinations(config):
+                for seed in config.seed:
+                    spec = CellSpec(policy, seed, swept)
+                    cells.setdefault(spec.cell_id, spec)
     return list(cells.values())
+
+
+def cell_configs(config: Config) -> list[Config]:
+    """The distinct configs the cells run (one per combination of swept values)."""
+    return [config.with_overrides(dict(c)) if c else config for c in sweep_combinations(config)]
 
 
 def loop_settings(config: Config, seed: int) -> LoopSettings:
@@ -104,13 +151,16 @@ def check_config(config: Config) -> None:
     the dataset loads, the model builds, the policies fit the data, the metrics exist. Library
     errors are named here by the config field they come from (the one place that maps them)."""
     cells = expand_grid(config)
-    with config_field("data"):
-        dataset = build_dataset(config, cells[0].seed)
-    with config_field("model"):
-        build_config_model(config)
-    with config_field("data.n_pool"):
-        for spec in cells:
-            spec.policy.check(len(dataset.train), dataset.pool)
+    for swept in sweep_combinations(config):
+        with config_field("sweep" if swept else "data"):
+            cfg = CellSpec(cells[0].policy, cells[0].seed, swept).config(config)
+        with config_field("data"):
+            dataset = build_dataset(cfg, cells[0].seed)
+        with config_field("model"):
+            build_config_model(cfg)
+        with config_field("data.n_pool"):
+            for spec in cells:
+                spec.policy.check(len(dataset.train), dataset.pool)
     metrics = resolve_metrics(config.eval.metrics)
     if any(m.needs for m in metrics):
         from autophagy.metrics.feature_metrics import make_extractor
@@ -132,6 +182,7 @@ def run_cell_from_config(
         emit({"cell": spec.cell_id, "done": "done"})
         return "done"
     cell.write_info(**spec.info())
+    config = spec.config(config)
     dataset = build_dataset(config, spec.seed)
     model = build_config_model(config)
 
@@ -168,11 +219,12 @@ def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
         return
     from autophagy.metrics.feature_metrics import make_extractor
 
-    seeds = {config.data.seed} if config.data.seed is not None else {c.seed for c in cells}
-    for seed in sorted(seeds):
-        dataset = build_dataset(config, seed)
-        if dataset.kind == "images" and "train_labels" in dataset.params:
-            make_extractor("classifier", dataset)
+    for cfg in cell_configs(config):
+        seeds = {cfg.data.seed} if cfg.data.seed is not None else {c.seed for c in cells}
+        for seed in sorted(seeds):
+            dataset = build_dataset(cfg, seed)
+            if dataset.kind == "images" and "train_labels" in dataset.params:
+                make_extractor("classifier", dataset)
 
 
 def _limit_threads() -> None:
@@ -200,7 +252,7 @@ def run_experiment(
             cell.write_info(**spec.info(), status="pending")
     _prepare_features(config, cells)
     if store.real_points() is None:
-        dataset = build_dataset(config, cells[0].seed)
+        dataset = build_dataset(cells[0].config(config), cells[0].seed)
         if dataset.kind == "points":
             store.save_real(dataset.test[:REAL_POINTS_SAVED])
     workers = config.run.workers or os.cpu_count() or 1

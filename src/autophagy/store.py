@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 SAVED_IMAGES = 64
 """Image samples kept per generation (as .npy and a PNG grid)."""
 CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"]
-"""Columns every cell has; each policy parameter (``fraction``, ...) adds one after ``lambda``."""
+"""Columns every cell has; each policy parameter (``fraction``, ...) and swept field
+(``data.n_train``) adds one after ``lambda``."""
 _CHECKPOINT = re.compile(rf"gen_(\d+){re.escape(statefile.SUFFIX)}")
 _log = logging.getLogger(__name__)
 
@@ -250,9 +251,9 @@ class RunStore:
         infos, params = [], {}
         for cid in self.cell_ids():
             info = self.cell(cid).info()
-            flat = {**info, **{k: v for k, v in (info.get("params") or {}).items()
-                               if k not in CELL_COLUMNS}}
-            params.update(dict.fromkeys(info.get("params") or {}))
+            coordinates = {**(info.get("params") or {}), **(info.get("sweep") or {})}
+            flat = {**info, **{k: v for k, v in coordinates.items() if k not in CELL_COLUMNS}}
+            params.update(dict.fromkeys(coordinates))
             infos.append(flat | {"cell": cid})
         extra = [k for k in params if k not in CELL_COLUMNS]
         at = CELL_COLUMNS.index("lambda") + 1
