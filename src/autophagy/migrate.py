@@ -20,6 +20,9 @@ from pathlib import Path
 from autophagy import manifest, statefile
 from autophagy.atomic import atomic_write_bytes
 
+PAYLOAD = {"model", "rng", "policy_state", "reference", "rows"}
+"""The keys of a loop checkpoint (:func:`autophagy.loop.run_cell`)."""
+
 
 class MigrationError(ValueError):
     """An old checkpoint that could not be converted (one line naming it)."""
@@ -54,6 +57,8 @@ def migrate_run(root: Path) -> Migration:
     for path in old:
         try:
             payload = pickle.loads(path.read_bytes())  # the user confirmed: see the docstring
+            if not isinstance(payload, dict) or not PAYLOAD <= payload.keys():
+                raise TypeError(f"not a checkpoint: a dict with keys {sorted(PAYLOAD)}")
             data = statefile.dumps(payload)
         except Exception as err:  # unpickling can raise anything
             raise MigrationError(f"{path}: cannot convert ({type(err).__name__}: {err})") from None
