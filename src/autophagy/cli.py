@@ -145,6 +145,25 @@ def report(
     console.print(f"report: {build_report(store, console=console)}")
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the comparison.")],
+    metric: Annotated[
+        str | None, typer.Option(help="Verdict metric (default: the first run's).")
+    ] = None,
+) -> None:
+    """One report across runs: every run's curves in the same figures, labels prefixed by the
+    run's name, and one verdict table (the runs are only read)."""
+    from autophagy.report.compare import compare_runs
+
+    try:
+        page = compare_runs(run_dirs, out, verdict_metric=metric, console=console)
+    except ValueError as err:
+        fail(str(err))
+    console.print(f"report: {page}")
+
+
 @app.command("list")
 def list_() -> None:
     """Show datasets, models, policies, metrics and presets."""
