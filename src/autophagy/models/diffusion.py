@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 
 from autophagy.models.neural import NetworkModel
 from autophagy.models.training import randn
+from autophagy.options import ArgumentError
 
 Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # net(x, c) with c of shape (n,)
 Noise = Callable[[tuple[int, ...]], torch.Tensor]  # draws standard normal noise of a shape
@@ -264,6 +266,11 @@ class DDPM(NetworkModel):
     def betas_(self) -> torch.Tensor:
         return ddpm_schedule(self.schedule, int(self.timesteps))
 
+    def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
+        """A diffusers pipeline folder's scheduler must be this model's schedule."""
+        check_diffusers_schedule(path, self.betas_)
+        return super()._pretrained_module(path, shape)
+
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         T = int(self.timesteps)
         t = torch.randint(0, T, (len(batch),), generator=generator).to(batch.device)
@@ -289,7 +296,9 @@ class EDM(NetworkModel):
 
     Points are standardised, so ``sigma_data = 1`` by default; images in [-1, 1] use the
     paper's 0.5. With the ``"unet"``, ``c_noise = log(sigma) / 4`` is its timestep (times
-    ``time_scale``).
+    ``time_scale``); the ``"songunet"`` (EDM's own DDPM++ network) takes ``c_noise`` as is, and
+    ``init_checkpoint`` may then be an NVlabs/edm pickle (``edm-cifar10-32x32-uncond-vp.pkl``):
+    its EMA network is read without running its code (:mod:`autophagy.models.edm_pickle`).
 
     Arguments:
         sigma_data, p_mean, p_std: preconditioning and training noise distribution
@@ -326,6 +335,18 @@ class EDM(NetworkModel):
                              f"{self.sigma_max!r}")
         karras_sigmas(int(self.steps))
 
+    def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
+        """An NVlabs/edm pickle (``.pkl``): its EMA network, read without running its code."""
+        if path.is_dir():
+            return super()._pretrained_module(path, shape)
+        if self.network != "songunet":
+            raise ArgumentError("network", f"{str(path)!r} holds EDM's SongUNet; set "
+                                "network: songunet to load it")
+        from autophagy.models.edm_pickle import load_songunet
+
+        return load_songunet(path, shape, sigma_data=float(self.sigma_data),
+                             options=self.network_options)
+
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         z = randn((len(batch),), generator, batch.device)
         eps = randn(tuple(batch.shape), generator, batch.device)
@@ -342,6 +363,24 @@ class EDM(NetworkModel):
         sd = float(self.sigma_data)
         x = noise((n, *self.shape_)) * float(sigmas[0])
         return edm_sample(lambda y, s: edm_denoise(module, y, s, sd), x, sigmas)
+
+
+def check_diffusers_schedule(path: Path, betas: torch.Tensor) -> None:
+    """Raise when the ``scheduler/scheduler_config.json`` beside a diffusers UNet (a pipeline
+    folder such as ``google/ddpm-cifar10-32``) trained on another noise schedule than ``betas``."""
+    import json
+
+    config = path / "scheduler" / "scheduler_config.json"
+    if not config.is_file():
+        return
+    c = json.loads(config.read_text())
+    T, kind = int(c.get("num_train_timesteps", 1000)), c.get("beta_schedule", "linear")
+    lo, hi = float(c.get("beta_start", 1e-4)), float(c.get("beta_end", 0.02))
+    theirs = torch.linspace(lo, hi, T, dtype=torch.float64) if kind == "linear" else None
+    if theirs is None or len(theirs) != len(betas) or not torch.allclose(theirs, betas):
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} was trained with {T} steps of a "
+                            f"{kind} schedule ({lo:g} to {hi:g}); the model has timesteps="
+                            f"{len(betas)} and another schedule")
 
 
 def _noise(generator: torch.Generator, temperature: float, device: torch.device) -> Noise:

@@ -7,7 +7,10 @@ EDM ``c_noise = log(sigma) / 4``), returning a tensor of the shape of ``x``.
 
 Families name their network with ``network`` (a key of :data:`NETWORKS`, or a callable
 ``builder(shape, **options) -> nn.Module``) and pass its options; points use :class:`MLP`, images
-(C, H, W) the ``"unet"`` (:class:`~autophagy.models.unet.UNet`, diffusers' ``UNet2DModel``).
+(C, H, W) the ``"unet"`` (:class:`~autophagy.models.unet.UNet`, diffusers' ``UNet2DModel``),
+EDM's DDPM++ ``"songunet"`` (:class:`~autophagy.models.songunet.SongUNet`) or the guided-diffusion
+UNet of torchcfm, ``"openai_unet"`` (:class:`~autophagy.models.openai_unet.OpenAIUNet`): each keeps
+its original's state-dict keys, so the published checkpoints load into it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from autophagy.models.openai_unet import OpenAIUNet
+from autophagy.models.songunet import SongUNet
 from autophagy.models.unet import UNet
 from autophagy.options import ArgumentError, check_options
 
@@ -109,7 +114,8 @@ class MLP(nn.Module):
         return self.net(h).reshape(x.shape)
 
 
-NETWORKS: dict[str, NetworkBuilder] = {"mlp": MLP, "unet": UNet}
+NETWORKS: dict[str, NetworkBuilder] = {
+    "mlp": MLP, "unet": UNet, "songunet": SongUNet, "openai_unet": OpenAIUNet}
 """Network builders by name: ``builder(shape, **options) -> nn.Module`` called as ``net(x, c)``."""
 
 

@@ -60,9 +60,12 @@ def check_init_checkpoint(path: str | Path | None) -> None:
     if path is None:
         return
     p = Path(path).expanduser()
-    if p.is_dir() and not (p / "config.json").is_file():
+    if p.is_dir() and not (p / "config.json").is_file() and not (
+        (p / "model_index.json").is_file() and (p / "unet" / "config.json").is_file()
+    ):
         raise ArgumentError("init_checkpoint", f"{str(path)!r} is a folder without "
-                         "config.json; expected a diffusers model folder or a state-dict file")
+                         "config.json (nor model_index.json and unet/); expected a diffusers "
+                         "model or pipeline folder, a state-dict file or an EDM .pkl")
     if not p.exists():
         raise ArgumentError("init_checkpoint", f"no such file or folder {str(path)!r}; "
                          "give a torch.save'd state dict of the network or a local diffusers "
@@ -74,14 +77,34 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
 
     The keys must match the network's own (``model.eval_module.state_dict()``); for a
     :class:`~autophagy.models.unet.UNet` the keys of the inner diffusers model are accepted too.
+    A training checkpoint of torchcfm (``{'net_model', 'ema_model', 'optim', ...}``) gives its
+    ``'ema_model'`` weights, and a ``module.`` prefix (``DataParallel``) is dropped.
     """
-    state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    except Exception as err:  # not a torch file, or one that needs code to load: one line
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} is not a state dict that loads "
+                         f"without running code ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if isinstance(state, Mapping) and isinstance(state.get("ema_model"), Mapping):
+        state = state["ema_model"]
     if not isinstance(state, Mapping):
         raise ArgumentError("init_checkpoint", f"{str(path)!r} does not hold a state "
                          f"dict (got {type(state).__name__})")
+    if state and all(str(k).startswith("module.") for k in state):
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
     target = module
     if isinstance(module, UNet) and not any(str(k).startswith("unet.") for k in state):
         target = module.unet
+    own = target.state_dict()
+    wrong = [k for k, v in state.items() if k in own and (
+        not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape))]
+    if wrong:
+        k = wrong[0]
+        got = tuple(state[k].shape) if isinstance(state[k], torch.Tensor) else type(state[k])
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} does not fit the network: "
+                         f"{len(wrong)} tensors of another shape (e.g. {k}: {got}, the network "
+                         f"has {tuple(own[k].shape)})")
     missing, unexpected = target.load_state_dict(dict(state), strict=False)
     if missing or unexpected:
         raise ArgumentError(
@@ -107,9 +130,11 @@ class NeuralModel:
             fit. Images (n, C, H, W) are never standardised: they are already in [-1, 1], and
             their samples are clamped to [-1, 1], the data's range.
         init_checkpoint: start every cold fit from these weights instead of random ones: a
-            ``torch.save``'d state dict of the network, or a local diffusers model folder
-            (``UNet2DModel.save_pretrained``, e.g. a downloaded ``google/ddpm-cifar10-32/unet``;
-            the architecture then comes from the folder). Generation 0 then trains only the
+            ``torch.save``'d state dict of the network (or a torchcfm training checkpoint: its
+            ``'ema_model'``), a local diffusers model or pipeline folder
+            (``UNet2DModel.save_pretrained``, a downloaded ``google/ddpm-cifar10-32``; the
+            architecture then comes from the folder), or an NVlabs/edm ``.pkl`` (model edm,
+            network songunet; read without running its code). Generation 0 then trains only the
             ``budget`` given to ``fit`` (the config's ``model.initial_budget``), else 0 samples.
         sample_batch_size: samples drawn per network batch (bounds memory, not the result's
             size).
@@ -179,8 +204,9 @@ class NeuralModel:
         """Check the family's own hyper-parameters (raise ``ValueError`` naming the argument)."""
 
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
-        raise ArgumentError("init_checkpoint", f"{type(self).__name__} cannot load the "
-                         f"folder {str(path)!r}; give a state-dict file")
+        """The module of a checkpoint that carries its own architecture (a folder, a .pkl)."""
+        raise ArgumentError("init_checkpoint", f"{type(self).__name__} cannot load "
+                         f"{str(path)!r}; give a state-dict file")
 
     # --------------------------------------------------------------- helpers
     def _build_module(self, shape: tuple[int, ...]) -> nn.Module:
@@ -189,7 +215,7 @@ class NeuralModel:
             return self._make_module(shape)
         path = Path(self.init_checkpoint).expanduser()
         check_init_checkpoint(path)
-        if path.is_dir():
+        if path.is_dir() or path.suffix == ".pkl":  # a diffusers folder or an NVlabs/edm pickle
             return self._pretrained_module(path, shape)
         return load_weights(self._make_module(shape), path)
 
@@ -387,7 +413,12 @@ class NetworkModel(NeuralModel):
         return build_network(self.network, shape, self._network_options())
 
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
+        if path.suffix == ".pkl" and not path.is_dir():
+            raise ArgumentError("init_checkpoint", f"{str(path)!r} is an NVlabs/edm pickle; "
+                             "only model edm with network songunet loads one")
         if self.network != "unet":
             return super()._pretrained_module(path, shape)
+        if not (path / "config.json").is_file():  # a pipeline folder (google/ddpm-cifar10-32)
+            path = path / "unet"
         scale = (self.network_options or {}).get("time_scale", 1000.0)
         return UNet.from_pretrained(path, shape, time_scale=float(scale))
