@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import struct
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -173,7 +174,9 @@ class Crash(BaseException):
     """A kill at an exact point of a write (BaseException: nothing catches it)."""
 
 
-@pytest.mark.parametrize("point", ["after pending", "after file", "after unlink"])
+@pytest.mark.parametrize(
+    "point", ["in the checkpoint write", "before the unlink", "at the confirm"]
+)
 def test_a_kill_at_each_step_of_a_manifest_update_leaves_a_clean_directory(
     tmp_path, monkeypatch, point
 ):
@@ -181,29 +184,37 @@ def test_a_kill_at_each_step_of_a_manifest_update_leaves_a_clean_directory(
     rows = [{"generation": 0, "metric": "w2", "value": 0.5}]
     cell.set_status("running")
     cell.save(0, {"rows": rows}, rows)
-    save, write, calls = manifest.Manifest.save, manifest.atomic_write_bytes, []
+    save, write, unlink = manifest.Manifest.save, manifest.atomic_write_bytes, Path.unlink
+    calls = []
 
-    def crashing_save(self, files, **kw):  # saves: 1-2 metrics, 3-4 checkpoint, 5-6 removal
+    def crashing_save(self, files, **kw):  # the update saves twice: pending, then confirm
         calls.append(1)
-        if (point, len(calls)) in (("after file", 4), ("after unlink", 6)):
+        if point == "at the confirm" and len(calls) == 2:
             raise Crash
         return save(self, files, **kw)
 
-    def crashing_write(path, data, **kw):
-        if point == "after pending" and path.suffix == ".safetensors":
+    def crashing_write(path, data, **kw):  # metrics written, checkpoint pending, half on disk
+        if point == "in the checkpoint write" and path.suffix == ".safetensors":
             (path.parent / f".{path.name}.0a1b2c.tmp").write_bytes(data[: len(data) // 2])
             raise Crash
         return write(path, data, **kw)
 
+    def crashing_unlink(path, *args, **kw):  # the new checkpoint in place, the old one not gone
+        if point == "before the unlink" and path.name == "gen_0000.safetensors":
+            raise Crash
+        return unlink(path, *args, **kw)
+
     monkeypatch.setattr(manifest.Manifest, "save", crashing_save)
     monkeypatch.setattr(manifest, "atomic_write_bytes", crashing_write)
+    monkeypatch.setattr(Path, "unlink", crashing_unlink)
+    calls.clear()
     with pytest.raises(Crash):
         cell.save(1, {"rows": rows * 2}, rows * 2)
     monkeypatch.undo()
     problems, _, _ = manifest.check_folder(cell.root)
     assert problems == []
-    newest = {"after pending": 0, "after file": 1, "after unlink": 1}[point]
-    assert cell.latest()[0] == newest
+    assert cell.latest()[0] == (0 if point == "in the checkpoint write" else 1)
+    assert len(cell.metrics()) == 2  # the metrics are written before the checkpoint
 
 
 def test_a_damaged_manifest_or_a_missing_one_is_a_problem_not_a_pass(run):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -140,43 +140,51 @@ def write(path: Path, data: bytes, *, durable: bool = False) -> Path:
 
     An ``OSError`` (a full disk) names ``path``; the manifest and the old file stay valid.
     """
-    path = Path(path)
-    folder = folder_of(path)
-    rel = path.relative_to(folder).as_posix()
-    manifest = Manifest(folder)
-    try:
-        files = manifest.entries()
-        new = digest(data)
-        changed = files.get(rel) != new
-        if changed:
-            files[rel] = {**_confirmed(files.get(rel, {})), "pending": new}
-            manifest.save(files)
-        atomic_write_bytes(path, data, durable=durable)
-        if changed:
-            files[rel] = new
-            manifest.save(files, durable=durable)
-    except OSError as err:
-        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
-    return path
+    update([(Path(path), data, durable)])
+    return Path(path)
 
 
 def remove(paths: Iterable[Path]) -> None:
     """Delete files of one folder and drop them from its manifest."""
-    paths = [Path(p) for p in paths]
-    if not paths:
+    update([], remove=paths)
+
+
+def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path] = ()) -> None:
+    """Write files of one folder (``(path, data, durable)``, in order), then delete ``remove``,
+    with two manifest saves in all: one recording the new hashes as pending and the removed
+    files as deleting, one after the last file confirming them (a generation's metrics and
+    checkpoint, and with ``checkpoints: last`` the older checkpoint, are one update)."""
+    paths = [Path(p) for p, _, _ in writes]
+    removed = [Path(p) for p in remove]
+    if not paths and not removed:
         return
-    manifest = Manifest(folder_of(paths[0]))
-    files = manifest.entries()
-    rels = [p.relative_to(manifest.folder).as_posix() for p in paths]
-    for rel in rels:
-        if rel in files:
-            files[rel] = {**files[rel], "deleting": True}
-    manifest.save(files)
-    for p in paths:
-        p.unlink(missing_ok=True)
-    for rel in rels:
-        files.pop(rel, None)
-    manifest.save(files)
+    manifest = Manifest(folder_of((paths or removed)[0]))
+    rel = {p: p.relative_to(manifest.folder).as_posix() for p in [*paths, *removed]}
+    current = None
+    try:
+        files = manifest.entries()
+        new = {rel[p]: digest(data) for p, data, _ in writes}
+        changed = {r: d for r, d in new.items() if files.get(r) != d}
+        for r, d in changed.items():
+            files[r] = {**_confirmed(files.get(r, {})), "pending": d}
+        for p in removed:
+            if rel[p] in files:
+                files[rel[p]] = {**files[rel[p]], "deleting": True}
+        if changed or removed:
+            manifest.save(files)
+        for current, data, durable in writes:
+            atomic_write_bytes(current, data, durable=durable)
+        current = None
+        for p in removed:
+            p.unlink(missing_ok=True)
+        for p in removed:
+            files.pop(rel[p], None)
+        files.update(changed)
+        if changed or removed:
+            manifest.save(files)
+    except OSError as err:
+        where = current or manifest.path
+        raise OSError(err.errno, err.strerror or str(err), str(where)) from err
 
 
 def judge(entry: dict[str, Any] | None, actual: dict[str, Any] | None) -> str | None:

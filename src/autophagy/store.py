@@ -111,11 +111,18 @@ class CellStore:
 
     def save(self, generation: int, payload: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """Persist generation ``generation``: metrics first, then the checkpoint (fsynced)."""
-        write_parquet(self.root / "metrics.parquet", rows_frame(rows))
-        manifest.write(self._checkpoint(generation), statefile.dumps(payload), durable=True)
+        table = io.BytesIO()
+        rows_frame(rows).to_parquet(table, index=False)
+        older = []
         if self.keep == "last":
             older = [p for g, p in self._checkpoints_on_disk().items() if g < generation]
-            manifest.remove(older)
+        manifest.update(
+            [
+                (self.root / "metrics.parquet", table.getvalue(), False),
+                (self._checkpoint(generation), statefile.dumps(payload), True),
+            ],
+            remove=older,
+        )
 
     def load(self, generation: int) -> dict[str, Any]:
         """Checkpoint ``generation``, checked against the manifest before it is decoded.
