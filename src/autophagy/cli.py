@@ -348,10 +348,9 @@ def verify(
     result = verify_run(run_dir)
     for problem in result.problems:
         console.print(problem.line(run_dir), markup=False, highlight=False, soft_wrap=True)
-    checked = (
-        f"{result.files} files ({result.bytes / 1e6:.1f} MB) in {result.cells} cells match "
-        "their manifests"
-    )
+    size = f"{result.bytes / 1e6:.1f} MB" if result.bytes >= 1e5 else f"{result.bytes / 1e3:.0f} kB"
+    cells = f"{result.cells} cell{'s' * (result.cells != 1)}"
+    checked = f"{result.files} files ({size}) in {cells} match their manifests"
     if result.problems:
         n = len(result.problems)
         console.print(f"{run_dir}: {n} problem{'s' * (n > 1)}; {checked}", markup=False,
