@@ -201,10 +201,20 @@ class EvalConfig(_Section):
 
 
 class RunConfig(_Section):
-    executor: Literal["inline", "processes"] = "processes"
+    executor: Literal["inline", "processes", "ray"] = "processes"
     workers: StrictWhole | None = Field(None, ge=1)
-    """Worker processes (default: one per core, at most one per cell)."""
+    """Worker processes (default: one per core, at most one per cell); with ``ray`` and no
+    ``address``, the CPUs of the local Ray started for the run."""
     checkpoints: Literal["all", "last"] = "all"
+    address: str | None = None
+    """Ray: a running cluster's address (``host:6379``, ``auto``, ``ray://host:10001``); none
+    starts a local Ray for the run."""
+    num_cpus: float = Field(1.0, gt=0)
+    """Ray: CPUs each cell's task reserves (its torch threads)."""
+    num_gpus: float = Field(0.0, ge=0)
+    """Ray: GPUs each cell's task reserves (fractions share a GPU)."""
+    max_retries: StrictWhole = Field(3, ge=0)
+    """Ray: times a cell whose worker died is started again (it resumes from its checkpoint)."""
 
 
 class Config(_Section):
@@ -299,7 +309,7 @@ def config_field(section: str) -> Iterator[None]:
         fields = getattr(Config.model_fields.get(section), "annotation", None)
         known = getattr(fields, "model_fields", {})
         where = f"{section}.{err.argument}"
-        if err.argument not in known and err.argument != "options":
+        if fields is not None and err.argument not in known and err.argument != "options":
             where = f"{section}.options.{err.argument}"
         raise ConfigError(f"{where}: {err.detail}") from None
     except ValueError as err:

@@ -19,6 +19,7 @@ from autophagy.config import Config, ConfigError, config_field
 from autophagy.data import Dataset, load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import resolve_metrics
+from autophagy.models.base import check_sampling_temperature
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, policy_grid
 from autophagy.store import RunStore
@@ -157,16 +158,25 @@ def check_config(config: Config) -> None:
         with config_field("data"):
             dataset = build_dataset(cfg, cells[0].seed)
         with config_field("model"):
-            build_config_model(cfg)
+            model = build_config_model(cfg)
+        with config_field("loop"):
+            check_sampling_temperature(model, cfg.loop.temperature)
         with config_field("data.n_pool"):
             for spec in cells:
                 spec.policy.check(len(dataset.train), dataset.pool)
+        for policy in {spec.policy.cell_tag: spec.policy for spec in cells}.values():
+            with config_field(f"loop.policies.{policy.name}"):
+                policy.bind(dataset)  # a reward is built and tried on real samples
     metrics = resolve_metrics(config.eval.metrics)
     if any(m.needs for m in metrics):
         from autophagy.metrics.feature_metrics import make_extractor
 
         with config_field("eval"):
             make_extractor(config.eval.features, dataset, config.eval.inception, check_only=True)
+    if config.run.executor == "ray":
+        from autophagy.ray_executor import check_ray
+
+        check_ray(config)
     if config.eval.verdict_metric not in (config.eval.metrics or [config.eval.verdict_metric]):
         raise ConfigError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
@@ -215,7 +225,9 @@ def run_cell_from_config(
 def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
     """Train (or load) each dataset's classifier once, here, before the workers start: otherwise
     every worker would train the same classifier at the same time on a cache miss."""
-    if not any(m.needs for m in resolve_metrics(config.eval.metrics)):
+    if not any(m.needs for m in resolve_metrics(config.eval.metrics)) and not any(
+        c.policy.needs for c in cells
+    ):
         return
     from autophagy.metrics.feature_metrics import make_extractor
 
@@ -257,7 +269,11 @@ def run_experiment(
             store.save_real(dataset.test[:REAL_POINTS_SAVED])
     workers = config.run.workers or os.cpu_count() or 1
     workers = min(workers, len(cells))
-    if config.run.executor == "inline" or workers == 1:
+    if config.run.executor == "ray":
+        from autophagy.ray_executor import run_ray
+
+        statuses = run_ray(config, cells, store, emit)
+    elif config.run.executor == "inline" or workers == 1:
         statuses = {s.cell_id: run_cell_from_config(config, s, store, emit) for s in cells}
     else:
         statuses = _run_processes(config, cells, store, emit, workers)
