@@ -78,6 +78,10 @@ def test_registry_names_are_the_default_metrics():
         "cov_error",
         "mean_shift_sq",
         "cov_trace_ratio",
+        "theta_distance",
+        "theta_step",
+        "gen0_mmd2",
+        "step_mmd2",
     ]
     assert set(DEFAULT_METRICS) <= set(METRICS)
     assert all(METRICS[name].name == name for name in METRICS)
@@ -212,7 +216,8 @@ def test_a_group_runs_once_per_generation_in_the_loop(counting_group):
 def test_evaluate_skips_what_does_not_apply_and_defaults_to_the_default_metrics():
     dataset = gaussian_dataset(with_params=False)
     ctx = make_ctx(model=SampleOnly(dataset.train), dataset=dataset)
-    assert list(evaluate(None, ctx)) == ["w2", "sliced_w2", "mmd", "energy"]
+    assert list(evaluate(None, ctx)) == ["w2", "sliced_w2", "mmd", "energy", "gen0_mmd2",
+                                         "step_mmd2"]
 
 
 def test_prdc_group_in_evaluate_equals_each_metric_alone():

@@ -295,17 +295,35 @@ def theory_stability(
     lam: Annotated[
         list[float], typer.Option("--lambda", help="Synthetic-to-real ratio; repeat for several.")
     ] = [0.1, 0.5, 1.0],  # noqa: B006
-    L: Annotated[float, typer.Option("--L", help="Lipschitz constant of x -> grad log p.")] = 1.0,
-    eps: Annotated[float, typer.Option(help="W1 distance of the best model to the data.")] = 0.1,
-    alpha: Annotated[float, typer.Option(help="Strong concavity of the likelihood.")] = 1.0,
+    L: Annotated[
+        float | None, typer.Option("--L", help="Lipschitz constant of x -> grad log p [1].")
+    ] = None,
+    eps: Annotated[
+        float | None, typer.Option(help="W1 distance of the best model to the data [0.1].")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option(help="Strong concavity of the likelihood [1].")
+    ] = None,
     generations: Annotated[int, typer.Option(help="Generations of the bound.")] = 10,
     d0: Annotated[float, typer.Option(help="Initial distance ||theta_0 - theta*||.")] = 1.0,
     error: Annotated[
         float, typer.Option(help="Per-generation optimisation + statistical error (Theorem 2).")
     ] = 0.0,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run", help="A run directory: its measured contraction per lambda beside "
+                     "the theorem (constants estimated for Gaussian runs, or --L/--eps/--alpha)."),
+    ] = None,
 ) -> None:
     """The paper's stability condition lambda (1 + L eps / alpha) < 1, its contraction factor
-    and the bound on ||theta_t - theta*|| per lambda."""
+    and the bound on ||theta_t - theta*|| per lambda; with --run, the same theorem beside the
+    contraction a finished run measured (no retraining)."""
+    if run_dir is not None:
+        _stability_of_run(run_dir, L, eps, alpha)
+        return
+    L = 1.0 if L is None else L
+    eps = 0.1 if eps is None else eps
+    alpha = 1.0 if alpha is None else alpha
     from autophagy.theory import (
         contraction_factor,
         distance_bound,
@@ -333,6 +351,30 @@ def theory_stability(
     except ValueError as err:
         fail(str(err))
     console.print(table)
+
+
+def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
+    """``theory stability --run``: the per-lambda tables of a finished run."""
+    from autophagy.report.stability import print_stability, run_constants, stability_tables
+    from autophagy.store import RunStore
+
+    try:
+        store = RunStore.open(run_dir)
+        given = {"L": L, "eps": eps, "alpha": alpha}
+        constants = None
+        if any(v is not None for v in given.values()):
+            if any(v is None for v in given.values()):
+                raise ValueError("--L, --eps and --alpha go together with --run (give all three)")
+            constants = {**given, "source": "given on the command line"}
+        else:
+            constants = run_constants(store.config())
+        tables = stability_tables(store.results(), constants)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    if not tables:
+        fail(f"{run_dir}: no distance to the fixed point was measured (theta_distance, "
+             "gen0_mmd2); add them to eval.metrics", code=1)
+    print_stability(tables, console=console)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from autophagy.metrics.distances import (
     wasserstein2,
 )
 from autophagy.metrics.feature_metrics import FEATURE_METRICS
+from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
@@ -159,6 +160,7 @@ for _metric in [
         order=50,
     ),
     *MOMENT_METRICS,
+    *FIXED_POINT_METRICS,
     *FEATURE_METRICS,
 ]:
     register_metric(_metric)
@@ -174,6 +176,10 @@ DEFAULT_METRICS: list[str] = [
     "cov_error",
     "mean_shift_sq",
     "cov_trace_ratio",
+    "theta_distance",
+    "theta_step",
+    "gen0_mmd2",
+    "step_mmd2",
 ]
 """What the loop computes when a config names none; each is skipped where it does not apply.
 

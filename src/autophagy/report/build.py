@@ -8,6 +8,7 @@ import pandas as pd
 from rich.console import Console
 
 from autophagy.report.html import write_report
+from autophagy.report.stability import print_stability, run_constants, stability_tables
 from autophagy.report.summary import print_summary, verdict_table
 from autophagy.store import RunStore
 
@@ -24,6 +25,9 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
     table = verdict_table(metrics, metric=verdict_metric) if len(metrics) else pd.DataFrame()
     if console is not None and len(table):
         print_summary(table, console=console, metric=verdict_metric)
+    stability = stability_tables(metrics, run_constants(config)) if len(metrics) else []
+    if console is not None and stability:
+        print_stability(stability, console=console)
     return write_report(
         store.root,
         title=f"autophagy: {config.name}",
@@ -34,4 +38,5 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
         samples=samples or None,
         real=real,
         verdict_metric=verdict_metric,
+        stability=stability,
     )

@@ -63,6 +63,7 @@ def render_html(
     cells: pd.DataFrame,
     notes: Iterable[str] = (),
     colors: Mapping[str, str] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The report page as a string: header, verdicts, figures, cell status, config, notes.
 
@@ -80,6 +81,7 @@ def render_html(
         "<section><h2>Verdicts</h2>",
         _summary_table(summary, colors),
         "</section>",
+        *sections,
         "<section><h2>Figures</h2>",
         *(_figure(caption, path) for caption, path in figures),
         "</section>" if figures else "<p>No figures.</p></section>",
@@ -196,6 +198,7 @@ def write_report(
     real: np.ndarray | None = None,
     metrics_to_plot: Sequence[str] | None = None,
     verdict_metric: str = "w2",
+    stability: Sequence[pd.DataFrame] | None = None,
 ) -> Path:
     """Render ``out_dir/figures/<metric>.png``, ``figures/samples.png`` and ``report.html``.
 
@@ -268,6 +271,12 @@ def write_report(
             "count in the curves, see the cells table."
         )
 
+    from autophagy.report.stability import plot_stability, stability_html, stability_tables
+
+    tables = stability_tables(metrics) if stability is None else list(stability)
+    stability_png = None
+    if tables:
+        stability_png = save_figure(plot_stability(tables), fig_dir / "stability.png")
     html = render_html(
         title=title,
         config_text=config_text,
@@ -276,6 +285,7 @@ def write_report(
         cells=cells,
         notes=notes,
         colors=colors,
+        sections=[stability_html(tables, stability_png)],
     )
     return atomic_write_text(out_dir / "report.html", html)
 

@@ -1,0 +1,387 @@
+"""The stability theorem beside the run: predicted and measured contraction per label.
+
+For each label (a policy with one value of its parameters, all its seeds) and each measured
+distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
+with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
+plateau (:func:`autophagy.theory.contraction.estimate_contraction`) and sets them beside Theorem 1
+of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
+``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
+for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
+the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from autophagy.theory.contraction import estimate_contraction
+
+__all__ = [
+    "DISTANCES",
+    "plot_stability",
+    "print_stability",
+    "run_constants",
+    "stability_html",
+    "stability_table",
+    "stability_tables",
+]
+
+DISTANCES: tuple[tuple[str, str, bool, str], ...] = (
+    ("theta_distance", "theta_step", False, "parameters"),
+    ("gen0_mmd2", "step_mmd2", True, "samples (squared MMD)"),
+)
+"""(distance metric, step metric, values are squared, what is measured), in report order."""
+
+COLUMNS = [
+    "label", "policy", "lambda", "rho_eps0", "rho_theorem", "predicted", "rho", "rho_se",
+    "rho_low", "rho_high", "plateau", "plateau_se", "plateau_theory", "observed", "n_seeds",
+]  # fmt: skip
+
+
+def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
+    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
+    from autophagy.theory.stability import contraction_factor, stability_condition
+
+    eps0 = lam / (1.0 + lam)
+    if constants is None:
+        return eps0, math.nan, "stable if ε≈0" if lam < 1 else "no guarantee"
+    L, eps, alpha = constants["L"], constants["eps"], constants["alpha"]
+    if stability_condition(lam, L, eps, alpha):
+        return eps0, contraction_factor(lam, L, eps, alpha), "stable"
+    return eps0, math.nan, "no guarantee"
+
+
+def _trajectories(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    """(seeds, generations) of ``metric``, NaN where a seed has no value."""
+    wide = rows[rows["metric"] == metric].pivot_table(
+        index="cell", columns="generation", values="value", aggfunc="first"
+    )
+    return wide.sort_index(axis=1).to_numpy(dtype=float)
+
+
+def stability_table(
+    metrics: pd.DataFrame,
+    *,
+    distance: str = "theta_distance",
+    step: str | None = "theta_step",
+    squared: bool = False,
+    constants: Mapping[str, float] | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """One row per label: lambda, predicted rho and verdict, measured rho with its interval,
+    plateau, observed verdict (columns :data:`COLUMNS`). Empty when ``distance`` was not measured.
+
+    ``constants``: ``{"L", "eps", "alpha"}`` of the theorem (optional). ``table.attrs`` holds the
+    distance, the constants, the theorem's largest stable lambda (``theorem_max_lambda``) and the
+    largest mixed lambda observed stable (``observed_max_lambda``, with ``observed_all_stable``
+    when every mixed lambda of the run was).
+    """
+    from autophagy.report.plots import label_colors
+    from autophagy.theory.stability import max_stable_lambda
+
+    rows = metrics[metrics["metric"].isin([distance, step] if step else [distance])]
+    records = []
+    if len(rows):
+        for label in label_colors(rows):
+            mine = rows[rows["label"] == label]
+            d = _trajectories(mine, distance)
+            s = _trajectories(mine, step) if step else None
+            if d.shape[1] < 2 or (s is not None and s.shape != d.shape):
+                continue
+            est = estimate_contraction(d, s, squared=squared, level=level)
+            policy = str(mine["policy"].iloc[0])
+            lam = float(mine["lambda"].iloc[0]) if "lambda" in mine else math.nan
+            if policy == "mixed" and math.isfinite(lam):
+                eps0, rho_th, predicted = _theorem(lam, constants)
+            elif policy == "fully_synthetic":
+                eps0, rho_th, predicted = math.nan, math.nan, "no guarantee"
+            else:
+                eps0, rho_th, predicted = math.nan, math.nan, "–"
+            plateau_theory = math.nan
+            if policy == "mixed" and constants is not None and "n" in constants:
+                from autophagy.theory.contraction import gaussian_plateau
+
+                n, dim = int(constants["n"]), int(constants["d"])
+                plateau_theory = math.sqrt(gaussian_plateau(n, lam, dim))
+            records.append({
+                "label": label, "policy": policy, "lambda": lam, "rho_eps0": eps0,
+                "rho_theorem": rho_th, "predicted": predicted, "rho": est.rho,
+                "rho_se": est.rho_se, "rho_low": est.rho_low, "rho_high": est.rho_high,
+                "plateau": est.plateau if est.stable else math.nan,
+                "plateau_se": est.plateau_se if est.stable else math.nan,
+                "plateau_theory": plateau_theory,
+                "observed": est.verdict, "n_seeds": est.n_seeds,
+                "_ci_over": est.ci_over, "_method": est.method,
+            })  # fmt: skip
+    table = pd.DataFrame.from_records(records, columns=[*COLUMNS, "_ci_over", "_method"])
+    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()]
+    stable = mixed[mixed["observed"] == "stable"]
+    theorem_max = (
+        max_stable_lambda(constants["L"], constants["eps"], constants["alpha"])
+        if constants is not None
+        else math.nan
+    )
+    table.attrs.update(
+        distance=distance,
+        step=step,
+        squared=squared,
+        level=level,
+        constants=dict(constants) if constants is not None else None,
+        theorem_max_lambda=theorem_max,
+        observed_max_lambda=float(stable["lambda"].max()) if len(stable) else math.nan,
+        observed_all_stable=bool(len(mixed) and len(stable) == len(mixed)),
+        ci_over=", ".join(sorted(set(table["_ci_over"]))) if len(table) else "",
+        method=", ".join(sorted(set(table["_method"]))) if len(table) else "",
+    )
+    return table
+
+
+def stability_tables(
+    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None
+) -> list[pd.DataFrame]:
+    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured (the
+    theorem's constants belong to the parameters, so only that table gets them)."""
+    tables = []
+    for distance, step, squared, what in DISTANCES:
+        if metrics is None or not (metrics["metric"] == distance).any():
+            continue
+        table = stability_table(
+            metrics, distance=distance, step=step, squared=squared,
+            constants=constants if distance == "theta_distance" else None,
+        )  # fmt: skip
+        table.attrs["what"] = what
+        if len(table):
+            tables.append(table)
+    return tables
+
+
+def run_constants(config: Any, *, max_seeds: int = 5) -> dict[str, float] | None:
+    """The theorem's ``alpha``, ``L``, ``eps`` estimated for a Gaussian MLE run from its real
+    data (:func:`~autophagy.theory.contraction.gaussian_constants`, averaged over the first
+    ``max_seeds`` data seeds), or None for any other model family."""
+    from autophagy.experiment import build_dataset
+    from autophagy.theory.contraction import gaussian_constants
+
+    if config.model.name != "gaussian" or config.model.options.get("unbiased", False):
+        return None
+    seeds = [config.data.seed] if config.data.seed is not None else list(config.seed)
+    data = [build_dataset(config, s).train for s in seeds[:max_seeds]]
+    found = [gaussian_constants(x) for x in data]
+    return {
+        "n": len(data[0]),
+        "d": int(np.prod(data[0].shape[1:])),
+        "alpha": float(np.mean([c.alpha for c in found])),
+        "L": float(np.mean([c.L for c in found])),
+        "eps": float(np.mean([c.eps for c in found])),
+        "eps_raw": float(np.mean([c.eps_raw for c in found])),
+        "eps_floor": float(np.mean([c.eps_floor for c in found])),
+        "source": f"estimated from the real data of {len(found)} seed(s), Gaussian MLE",
+    }
+
+
+# ---- text -----------------------------------------------------------------------------------
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _lam(row: Any) -> str:
+    if row.policy == "fully_synthetic":
+        return "∞ (fully synthetic)"
+    return _num(row.lam)
+
+
+def _ci(row: Any) -> str:
+    if not math.isfinite(row.rho_se):
+        return _num(row.rho)
+    return f"{row.rho:.3f} [{row.rho_low:.3f}, {row.rho_high:.3f}]"
+
+
+def _plateau(row: Any) -> str:
+    if not math.isfinite(row.plateau):
+        return "–"
+    if not math.isfinite(row.plateau_se):
+        return _num(row.plateau)
+    return f"{row.plateau:.3g} ± {row.plateau_se:.2g}"
+
+
+def stability_caption(table: pd.DataFrame) -> str:
+    """What the table's numbers say about the theorem, in one or two sentences."""
+    a = table.attrs
+    c = a.get("constants")
+    parts = []
+    if c is not None:
+        parts.append(
+            f"Theorem 1 with L = {c['L']:.3g}, eps = {c['eps']:.3g}, alpha = {c['alpha']:.3g} "
+            f"({c.get('source', 'given')}) covers lambda < {a['theorem_max_lambda']:.3g}"
+        )
+    else:
+        parts.append("No L, eps, alpha for this distance: the theorem's rho is shown for "
+                     "eps = 0 only (a perfect model class; covers lambda < 1)")
+    observed = a.get("observed_max_lambda", math.nan)
+    if math.isfinite(observed):
+        every = " (every mixed lambda of the run)" if a.get("observed_all_stable") else ""
+        parts.append(f"the largest lambda observed stable is {observed:.3g}{every}")
+    else:
+        parts.append("no mixed lambda was observed stable")
+    text = "; ".join(parts) + "."
+    if c is not None and math.isfinite(observed) and a["theorem_max_lambda"] > 0:
+        text += (f" The condition is sufficient, not necessary: the run is stable up to "
+                 f"{observed / a['theorem_max_lambda']:.3g}x the theorem's bound.")
+    return text
+
+
+def _short(row: Any) -> tuple[str, str]:
+    """Measured rho and plateau as ``value±half-width`` (the terminal is narrow)."""
+    if math.isfinite(row.rho_se):
+        rho = f"{row.rho:.3f}±{(row.rho_high - row.rho_low) / 2:.3f}"
+    else:
+        rho = _num(row.rho)
+    plateau = _num(row.plateau)
+    if math.isfinite(row.plateau) and math.isfinite(row.plateau_se):
+        plateau = f"{row.plateau:.2g}±{row.plateau_se:.1g}"
+    return rho, plateau
+
+
+def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None) -> None:
+    """The per-lambda tables in the terminal, after the verdicts (measured rho ± half the
+    interval, plateau ± one standard error; ``theory``: the Gaussian MLE's expected plateau;
+    ``ρ thm`` is "–" where Theorem 1's condition fails: the HTML report spells it out)."""
+    console = console or Console()
+    for table in tables:
+        a = table.attrs
+        theory = bool(table["plateau_theory"].notna().any())
+        rich_table = Table(
+            title=f"Stability on {a['distance']} ({a.get('what', '')}): theorem vs measurement",
+            title_justify="left",
+            caption=stability_caption(table),
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        heads = ["label", "ρ ε=0", "ρ thm", f"ρ {a['level']:.0%}", "plateau"]
+        heads += ["theory"] if theory else []
+        for head in [*heads, "observed"]:
+            right = head not in ("label", "observed")
+            rich_table.add_column(head, justify="right" if right else "left",
+                                  no_wrap=head in ("label", "observed"))
+        for row in table.rename(columns={"lambda": "lam"}).itertuples(index=False):
+            color = {"stable": "green", "unstable": "red"}.get(row.observed, "yellow")
+            rho, plateau = _short(row)
+            cells = [str(row.label), _num(row.rho_eps0), _num(row.rho_theorem), rho, plateau]
+            cells += [_num(row.plateau_theory)] if theory else []
+            rich_table.add_row(*cells, f"[{color}]{row.observed}[/]")
+        console.print(rich_table)
+
+
+def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = None) -> str:
+    """The report's section: the figure, one table per distance, and how to read them."""
+    if not tables:
+        return ("<section><h2>Stability</h2><p>No distance to the fixed point was measured "
+                "(add theta_distance and theta_step, or gen0_mmd2 and step_mmd2, to "
+                "eval.metrics).</p></section>")
+    parts = ["<section><h2>Stability: the theorem against the run</h2>"]
+    if figure is not None and Path(figure).is_file():
+        data = base64.b64encode(Path(figure).read_bytes()).decode("ascii")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="rho against lambda">'
+            "<figcaption>Measured contraction factor against lambda (dots, "
+            f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
+            "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
+            "largest stable lambda it covers); fully synthetic on the right.</figcaption>"
+            "</figure>"
+        )
+    head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
+            "plateau, theory", "predicted", "observed"]
+    for table in tables:
+        a = table.attrs
+        rows = []
+        for row in table.rename(columns={"lambda": "lam"}).itertuples(index=False):
+            klass = {"stable": "v-stable", "unstable": "v-collapsing"}.get(row.observed, "v-na")
+            cells = [escape(str(row.label)), _lam(row), _num(row.rho_eps0),
+                     _num(row.rho_theorem), _ci(row), _plateau(row), _num(row.plateau_theory),
+                     escape(str(row.predicted))]
+            tds = "".join(f'<td class="num">{escape(c)}</td>' if i else f"<td>{c}</td>"
+                          for i, c in enumerate(cells))
+            rows.append(f'<tr>{tds}<td class="{klass}">{row.observed}</td></tr>')
+        header = "".join(f"<th>{h}</th>" for h in head)
+        parts.append(
+            f"<h3>{escape(a['distance'])}: {escape(a.get('what', ''))}</h3>"
+            f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<p>{escape(stability_caption(table))} Measured rho: {escape(a['method'])} "
+            f"estimate pooled over seeds and generations, interval over {escape(a['ci_over'])} "
+            "(jackknife); plateau: root mean square distance over the second half of the "
+            "generations ± one standard error over seeds; observed stable when the whole "
+            "interval of rho is below 1.</p>"
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+# ---- figure ---------------------------------------------------------------------------------
+
+
+def plot_stability(tables: Sequence[pd.DataFrame]) -> Figure:
+    """Measured rho against lambda, one panel per distance, with the theorem's curves."""
+    fig = Figure(figsize=(5.2 * len(tables), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(tables), squeeze=False)[0]
+    for ax, table in zip(axes, tables, strict=True):
+        _stability_panel(ax, table)
+    return fig
+
+
+def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
+    a = table.attrs
+    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()].sort_values("lambda")
+    lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
+    right = max(lam_max, 1.0) * 1.15
+    grid = np.linspace(0.0, right, 300)
+    ax.plot(grid, grid / (1 + grid), color="0.35", lw=1.4, label="theorem, ε = 0: λ/(1+λ)")
+    c = a.get("constants")
+    if c is not None:
+        kappa = 1.0 + c["L"] * c["eps"] / c["alpha"]
+        covered = grid[grid * kappa < 1.0]
+        ax.plot(covered, covered * kappa / (1 + covered), "--", color="#1f77b4", lw=1.4,
+                label=f"theorem, estimated constants (λ < {a['theorem_max_lambda']:.2g})")
+        ax.axvline(a["theorem_max_lambda"], color="#1f77b4", lw=0.8, ls=":")
+    ax.axhline(1.0, color="#cf222e", lw=0.8, ls=":")
+    if len(mixed):
+        err = np.vstack([mixed["rho"] - mixed["rho_low"], mixed["rho_high"] - mixed["rho"]])
+        err = np.where(np.isfinite(err), err, 0.0)
+        palette = {"stable": "#1a7f37", "unstable": "#cf222e"}
+        colors = [palette.get(o, "#9a6700") for o in mixed["observed"]]
+        ax.errorbar(mixed["lambda"], mixed["rho"], yerr=err, fmt="none", ecolor="0.2",
+                    capsize=3, lw=1)
+        ax.scatter(mixed["lambda"], mixed["rho"], c=colors, zorder=3, s=28,
+                   label="measured (mixed)")
+    others = table[~table.index.isin(mixed.index)]
+    for i, row in enumerate(others.itertuples(index=False)):
+        x = right * (1.06 + 0.08 * i)
+        lo = row.rho - row.rho_low if math.isfinite(row.rho_low) else 0.0
+        hi = row.rho_high - row.rho if math.isfinite(row.rho_high) else 0.0
+        ax.errorbar([x], [row.rho], yerr=[[lo], [hi]], fmt="s", color="#cf222e"
+                    if row.policy == "fully_synthetic" else "#9467bd", capsize=3, ms=5)
+        ax.annotate("FS" if row.policy == "fully_synthetic" else str(row.label), (x, row.rho),
+                    textcoords="offset points", xytext=(5, -10), fontsize=8)
+    ax.set_xlim(-0.03 * right, right * (1.06 + 0.08 * len(others)) + 0.05 * right)
+    top = np.nanmax([1.05, *table["rho_high"].replace(np.inf, np.nan).fillna(0)])
+    low = np.nanmin([0.0, *table["rho"].fillna(0)])
+    ax.set_ylim(max(low - 0.05, -0.3) if low < 0 else -0.03, min(top * 1.05, 2.0))
+    ax.set_xlabel("λ (synthetic-to-real ratio)")
+    ax.set_ylabel("contraction factor ρ")
+    ax.set_title(f"{a['distance']}: {a.get('what', '')}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.25)
