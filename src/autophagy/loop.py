@@ -28,7 +28,7 @@ import pandas as pd
 from autophagy.data import Dataset, dataset_from_array, load_dataset
 from autophagy.metrics import EvalContext, Metric, evaluate, model_moments, resolve_metrics
 from autophagy.metrics.feature_metrics import HeldOutFeatures
-from autophagy.models.base import DivergedError
+from autophagy.models.base import DivergedError, check_sampling_temperature, sample_at
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
 from autophagy.store import CellStore, rows_frame
@@ -136,6 +136,7 @@ def _evaluate(
     features="auto",
     inception=None,
     held_out_features=None,
+    policy=None,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -143,7 +144,7 @@ def _evaluate(
     once per cell) keeps the held-out set's features from one generation to the next.
     """
     rng = evaluation_rng(seed, generation)
-    samples = as_data_shape(model.sample(n_eval, rng=rng, temperature=temperature), dataset)
+    samples = as_data_shape(sample_at(model, n_eval, rng=rng, temperature=temperature), dataset)
     if not np.all(np.isfinite(samples)):
         raise DivergedError(f"generation {generation}: the model produced non-finite samples")
     if generation == 0 and not reference:
@@ -159,6 +160,7 @@ def _evaluate(
         features,
         inception,
         held_out_features=held_out_features,
+        policy=policy,
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -180,6 +182,10 @@ def run_cell(
     held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
     real = dataset.train
     policy.check(len(real), dataset.pool)
+    check_sampling_temperature(model, loop.temperature, eval.temperature)
+    policy = policy.bind(dataset)
+    names = {m.name for m in metrics}
+    metrics += [m for m in resolve_metrics(policy.extra_metrics()) if m.name not in names]
     rng = training_rng(loop.seed)
     state: dict[str, Any] = {}
     reference: dict[str, Any] = {}
@@ -210,7 +216,7 @@ def run_cell(
                 step(generation, f"generation {generation}: sampling and refitting")
                 n_synth = policy.n_synthetic(len(real))
                 synth = as_data_shape(
-                    model.sample(n_synth, rng=rng, temperature=loop.temperature), dataset
+                    sample_at(model, n_synth, rng=rng, temperature=loop.temperature), dataset
                 )
                 if not np.all(np.isfinite(synth)):
                     raise DivergedError(f"generation {generation}: non-finite synthetic samples")
@@ -231,6 +237,7 @@ def run_cell(
                 features=eval.features,
                 inception=eval.inception,
                 held_out_features=held_out_features,
+                policy=policy,
             )
             rows.extend(new_rows)
             if store is not None:

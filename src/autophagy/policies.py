@@ -140,6 +140,23 @@ class Policy:
     def check(self, n_real: int, pool: np.ndarray | None) -> None:
         """Raise ``ValueError`` if the policy cannot run on this data."""
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the experiment must prepare before workers start (``"classifier"``)."""
+        return frozenset()
+
+    def bind(self, dataset: Any) -> Policy:
+        """This policy made ready for ``dataset`` (the loop calls it once per cell, the config
+        check too, so what it resolves from the data fails before anything runs). Default: self.
+        The curated policy builds its reward here (a class reward needs the dataset's classifier).
+        """
+        return self
+
+    def extra_metrics(self) -> tuple[Any, ...]:
+        """Metric names or objects the loop adds to every generation's evaluation (the curated
+        policy's reward mean and variance); default none."""
+        return ()
+
 
 def _ratio(value: float, name: str) -> None:
     if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)
@@ -283,6 +300,9 @@ POLICIES.register("accumulate", Accumulate,
                   "generation)")
 POLICIES.register("fresh_real", FreshReal,
                   description="fraction of new real samples from a held-back pool + synthetic")
+POLICIES.register("curated", "autophagy.policies_curated:Curated",
+                  description="keep one of k model samples by Bradley-Terry choice under a "
+                  "reward, real data at share real_weight (Ferbach et al. 2024)")
 
 
 def policy_class(name: str) -> type[Policy]:
@@ -341,3 +361,11 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Curated":  # defined in its own module, which imports this one
+        from autophagy.policies_curated import Curated
+
+        return Curated
+    raise AttributeError(f"module 'autophagy.policies' has no attribute {name!r}")

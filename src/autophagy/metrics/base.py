@@ -57,6 +57,8 @@ class EvalContext:
     """A per-cell :class:`~autophagy.metrics.feature_metrics.HeldOutFeatures`, so the held-out
     set's features (the same every generation) are computed once per cell; without one, each
     context computes them (the Inception and classifier ones are read from the disk cache)."""
+    policy: Any = None
+    """The cell's policy, bound to the dataset (metrics of what it optimises: curated's reward)."""
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

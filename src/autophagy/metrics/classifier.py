@@ -395,6 +395,11 @@ class DatasetClassifier:
         """Predicted class labels (n,), int64."""
         return self._run(lambda t: self.module(t).argmax(1), images).astype(np.int64)
 
+    def log_proba(self, images: Any) -> np.ndarray:
+        """Log-probabilities of every class (n, n_classes), float64 (curated rewards)."""
+        out = self._run(lambda t: torch.log_softmax(self.module(t).float(), 1), images)
+        return out.astype(np.float64).reshape(-1, self.n_classes)
+
     def __repr__(self) -> str:
         return (
             f"DatasetClassifier({self.name!r}, classes={self.n_classes}, "

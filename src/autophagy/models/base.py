@@ -52,6 +52,62 @@ def has_log_prob(model: object) -> bool:
     return callable(getattr(model, "log_prob", None))
 
 
+TEMPERATURE_SUPPORT = ("exact", "approximate", "none")
+
+
+def temperature_support(model: object) -> str:
+    """How ``model`` samples at a temperature tau != 1, one meaning for every family.
+
+    ``sample(n, temperature=tau)`` means "sample from p^(1/tau), normalised". A family says how
+    well it does so in the class variable ``sampling_temperature``: ``"exact"`` (Gaussian MLE:
+    covariance times tau; categorical: p^(1/tau) on its atoms), ``"approximate"`` (the documented
+    approximation: mixtures and KDEs temper each component and the weights; flows, flow matching
+    and diffusion scale their Gaussian noise by sqrt(tau), exact for Gaussian data) or
+    ``"none"`` (it cannot, and a run at tau != 1 is refused before it starts). A model that does
+    not say is ``"none"`` when its ``sample`` takes no ``temperature``, else ``"approximate"``.
+    """
+    declared = getattr(model, "sampling_temperature", None)
+    if declared is not None:
+        if declared not in TEMPERATURE_SUPPORT:
+            raise ValueError(f"sampling_temperature must be one of {TEMPERATURE_SUPPORT}, "
+                             f"got {declared!r}")
+        return declared
+    return "approximate" if _takes_temperature(model) else "none"
+
+
+def _takes_temperature(model: object) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(model.sample).parameters
+    except (TypeError, ValueError, AttributeError):
+        return True
+    return "temperature" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def check_sampling_temperature(model: object, *temperatures: float) -> None:
+    """Raise :class:`~autophagy.options.ArgumentError` (``temperature``) when a temperature
+    other than 1 is asked of a model that cannot sample at one."""
+    from autophagy.options import ArgumentError
+
+    for tau in temperatures:
+        check_temperature(tau)
+        if float(tau) != 1.0 and temperature_support(model) == "none":
+            raise ArgumentError(
+                "temperature",
+                f"model {type(model).__name__} cannot sample at a temperature (asked {tau:g}); "
+                "use 1, or a family that can ('autophagy list')",
+            )
+
+
+def sample_at(model: Any, n: int, *, rng: np.random.Generator, temperature: float = 1.0):
+    """``model.sample(n, rng=rng, temperature=temperature)``; a model whose ``sample`` takes no
+    temperature is called without one at temperature 1."""
+    if float(temperature) == 1.0 and not _takes_temperature(model):
+        return model.sample(n, rng=rng)
+    return model.sample(n, rng=rng, temperature=temperature)
+
+
 def check_temperature(temperature: float) -> float:
     """Validate a sampling temperature: a positive finite number."""
     t = float(temperature)

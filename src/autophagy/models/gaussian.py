@@ -73,6 +73,8 @@ class GaussianMLE:
         (100, 2)
     """
 
+    sampling_temperature = "exact"  # N(mu, tau Sigma) is p^(1/tau), normalised
+
     def __init__(self, unbiased: bool = False):
         self.unbiased = bool(unbiased)
 

@@ -20,6 +20,11 @@ _FAMILIES = {
         "autophagy.models.kde:KernelDensity",
         "Gaussian kernel density estimate, fixed or rule-of-thumb bandwidth",
     ),
+    "categorical": (
+        "autophagy.models.categorical:Categorical",
+        "Frequencies on a finite support (labels, or points snapped to a grid); samples exactly "
+        "from p^(1/temperature): heat death",
+    ),
     "nsf": (
         "autophagy.models.flows:NormalizingFlow",
         "Neural spline flow (zuko), maximum likelihood, exact log_prob; the paper's 2-D model",
