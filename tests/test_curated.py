@@ -4,6 +4,7 @@ finite support (the categorical model), checked against the exact curated operat
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -199,3 +200,24 @@ def test_bad_curated_options_stop_before_anything_runs_in_one_line(tmp_path, ove
 def test_the_toy_curated_preset_validates_and_sweeps_beta():
     config = load_config(preset="toy-curated")
     assert "curated" in config.loop.policies
+
+
+def test_the_report_draws_class_shares_as_one_histogram(tmp_path):
+    from autophagy.report.html import write_report
+
+    rows = [
+        {"cell": "c-seed0", "label": "curated k=4 β=1", "policy": "curated", "lambda": np.inf,
+         "seed": 0, "generation": g, "metric": f"class_share_{c}",
+         "value": (0.5 + 0.5 * g / 3) if c == 0 else (0.5 - 0.5 * g / 3) / 2}
+        for g in range(4) for c in range(3)
+    ]
+    rows += [{**rows[0], "generation": g, "metric": "reward_mean", "value": float(g)}
+             for g in range(4)]
+    metrics = pd.DataFrame(rows)
+    cells = pd.DataFrame([{"cell": "c-seed0", "label": "curated k=4 β=1", "policy": "curated",
+                           "lambda": np.inf, "seed": 0, "status": "done", "message": ""}])
+    write_report(tmp_path, title="t", config_text="", metrics=metrics, cells=cells,
+                 verdict_metric="reward_mean")
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert "class_histogram.png" in figures and "reward_mean.png" in figures
+    assert not any(name.startswith("class_share_") for name in figures)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_text
+from autophagy.report.classes import class_share_metrics, plot_class_histograms
 from autophagy.report.images import plot_image_generations, save_image_grid
 from autophagy.report.plots import (
     SE_MIN_SEEDS,
@@ -211,8 +212,11 @@ def write_report(
     fig_dir = out_dir / "figures"
     colors = label_colors(cells, metrics)
     finite = metrics[np.isfinite(metrics["value"].to_numpy(float))]
-    if metrics_to_plot is None:
-        metrics_to_plot = order_metrics(list(finite["metric"].unique()))
+    class_shares = class_share_metrics(finite["metric"].unique())
+    if metrics_to_plot is None:  # the class shares are one histogram figure, not one per class
+        metrics_to_plot = order_metrics(
+            [m for m in finite["metric"].unique() if m not in class_shares]
+        )
     notes: list[str] = []
 
     figures: list[tuple[str, Path]] = []
@@ -225,6 +229,12 @@ def write_report(
         caption += "; dashed: closed-form expectation." if has_theory else "."
         caption = caption[:1].upper() + caption[1:]
         figures.append((caption, path))
+
+    if class_shares:
+        fig = plot_class_histograms(finite, colors)
+        path = save_figure(fig, fig_dir / "class_histogram.png")
+        figures.append(("Class histogram of each label's samples per generation (mean over "
+                        "seeds), from the dataset's classifier.", path))
 
     if samples and _is_2d(samples):
         label_of = dict(zip(cells["cell"], cells["label"], strict=True))
