@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from autophagy.cli import app
-from autophagy.config import load_config
+from autophagy.config import Config, load_config
 from autophagy.data import Dataset
+from autophagy.experiment import expand_grid
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import Metric
 from autophagy.models.categorical import Categorical
@@ -197,9 +198,12 @@ def test_bad_curated_options_stop_before_anything_runs_in_one_line(tmp_path, ove
     assert not out.exists()
 
 
-def test_the_toy_curated_preset_validates_and_sweeps_beta():
-    config = load_config(preset="toy-curated")
-    assert "curated" in config.loop.policies
+def test_the_toy_curated_preset_validates_and_an_infinite_beta_reaches_the_workers():
+    config = load_config(preset="toy-curated", overrides=["loop.policies.curated.beta=[1, .inf]"])
+    again = Config.model_validate_json(config.model_dump_json(by_alias=True))
+    assert again.loop.policies["curated"]["beta"] == [1, np.inf]
+    tags = {s.cell_id for s in expand_grid(again)}
+    assert "curated-k4-betainf-rw0.5-seed0" in tags
 
 
 def test_the_report_draws_class_shares_as_one_histogram(tmp_path):

@@ -29,7 +29,10 @@ StrictWhole = Annotated[int, Field(strict=True)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # ser_json_inf_nan: an infinite value (curated beta: .inf) survives the JSON sent to workers
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, ser_json_inf_nan="constants"
+    )
 
 
 def _as_list(value: Any) -> Any:
