@@ -383,5 +383,5 @@ def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
     ax.set_xlabel("λ (synthetic-to-real ratio)")
     ax.set_ylabel("contraction factor ρ")
     ax.set_title(f"{a['distance']}: {a.get('what', '')}", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.25)
