@@ -88,9 +88,12 @@ def ddim_sample(
     steps: int | None = None,
     eta: float = 0.0,
     clip: float | None = None,
+    skip: str = "uniform",
 ) -> torch.Tensor:
     """Generalised DDIM sampler (Song et al., 2021, eq. 12) from x_T = ``x`` on ``steps`` evenly
-    spaced steps (all T when ``None``). With abar the cumulative products of 1 - beta:
+    spaced steps (all T when ``None``; ``skip="quadratic"``: steps ``int((i sqrt(0.8 T) / (S -
+    1))^2)``, dense at low noise, as DDIM's official code and ddpm-torch's ``--skip-schedule
+    quadratic`` that Bertrand et al. sample with). With abar the cumulative products of 1 - beta:
 
     x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t),
     x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z,
@@ -106,7 +109,13 @@ def ddim_sample(
     n_steps = T if steps is None else int(steps)
     if not 1 <= n_steps <= T:
         raise ValueError(f"steps must be in 1..{T}, got {steps!r}")
-    ts = torch.linspace(T - 1, 0, n_steps, dtype=torch.float64).round().long().tolist()
+    if skip == "quadratic":
+        ramp = torch.linspace(0, math.sqrt(0.8 * T), n_steps, dtype=torch.float64) ** 2
+        ts = ramp.long().flip(0).tolist()
+    elif skip == "uniform":
+        ts = torch.linspace(T - 1, 0, n_steps, dtype=torch.float64).round().long().tolist()
+    else:
+        raise ValueError(f"skip must be 'uniform' or 'quadratic', got {skip!r}")
     ones = torch.ones(len(x), device=x.device, dtype=x.dtype)
     for i, t in enumerate(ts):
         a_t = abar[t]
@@ -229,6 +238,7 @@ class DDPM(NetworkModel):
         eta: DDIM stochasticity (0: deterministic).
         clip: DDIM clamps its estimate of the (standardised) data to [-clip, clip] (``None``:
             off), needed with the cosine schedule (see :func:`ddim_sample`); 1 for images.
+        skip: DDIM's steps, ``"uniform"`` or ``"quadratic"`` (see :func:`ddim_sample`).
         **options: the network (``network="unet"`` for images) and training options of
             :class:`~autophagy.models.neural.NetworkModel`.
 
@@ -244,12 +254,13 @@ class DDPM(NetworkModel):
         steps: int | None = 100,
         eta: float = 0.0,
         clip: float | None = 5.0,
+        skip: Literal["uniform", "quadratic"] = "uniform",
         **options: Any,
     ):
         super().__init__(**options)
         self.schedule, self.timesteps, self.sampler, self.steps, self.eta = (
             schedule, timesteps, sampler, steps, eta)
-        self.clip = clip
+        self.clip, self.skip = clip, skip
 
     def _validate(self) -> None:
         ddpm_schedule(self.schedule, 1)
@@ -257,6 +268,8 @@ class DDPM(NetworkModel):
             raise ValueError(f"timesteps must be >= 1, got {self.timesteps!r}")
         if self.sampler not in ("ddpm", "ddim"):
             raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {self.sampler!r}")
+        if getattr(self, "skip", "uniform") not in ("uniform", "quadratic"):
+            raise ValueError(f"skip must be 'uniform' or 'quadratic', got {self.skip!r}")
         if self.sampler == "ddim" and self.steps is not None and not (
             1 <= int(self.steps) <= int(self.timesteps)
         ):
@@ -287,7 +300,7 @@ class DDPM(NetworkModel):
             return ddpm_sample(module, x, self.betas_, noise)
         clip = None if self.clip is None else float(self.clip)
         return ddim_sample(module, x, self.betas_, noise, steps=self.steps, eta=float(self.eta),
-                           clip=clip)
+                           clip=clip, skip=str(getattr(self, "skip", "uniform")))
 
 
 class EDM(NetworkModel):
