@@ -17,7 +17,7 @@ from typing import Any
 
 from autophagy.config import Config, ConfigError, config_field
 from autophagy.data import Dataset, load_dataset
-from autophagy.loop import EvalSettings, LoopSettings, run_cell
+from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
 from autophagy.metrics import resolve_metrics
 from autophagy.models.base import check_sampling_temperature
 from autophagy.models.registry import build_model
@@ -183,43 +183,62 @@ def check_config(config: Config) -> None:
         )
 
 
+def run_cells_from_config(
+    config: Config, specs: list[CellSpec], store: RunStore, emit: Callable[[Event], None]
+) -> dict[str, str]:
+    """Build and run (or resume) a batch of cells together (:func:`autophagy.loop.run_cells`:
+    their fits share one vmapped training where the family allows); returns {cell id: status}."""
+    statuses: dict[str, str] = {}
+    runs, built = [], []
+    for spec in specs:
+        cell = store.cell(spec.cell_id)
+        if cell.info().get("status") == "done":
+            emit({"cell": spec.cell_id, "done": "done"})
+            statuses[spec.cell_id] = "done"
+            continue
+        cell.write_info(**spec.info())
+        cfg = spec.config(config)
+        dataset = build_dataset(cfg, spec.seed)
+        model = build_config_model(cfg)
+
+        def progress(_cell: str = spec.cell_id, **event: Any) -> None:
+            emit({"cell": _cell, **event})
+
+        runs.append(CellRun(model, dataset, spec.policy, loop_settings(cfg, spec.seed),
+                            EvalSettings.from_config(cfg.eval), store=cell, progress=progress))
+        built.append((spec, cfg, dataset, cell))
+    for (spec, cfg, dataset, cell), result in zip(built, run_cells(runs), strict=True):
+        overlay = gaussian_overlay(
+            result.model,
+            spec.policy,
+            n=len(dataset.train),
+            generations=cfg.loop.generations,
+            reference=result.reference,
+            temperature=cfg.loop.temperature,
+        )
+        if overlay is not None:
+            cell.save_theory(overlay)
+        emit({"cell": spec.cell_id, "done": result.status, "message": result.message})
+        statuses[spec.cell_id] = result.status
+    return statuses
+
+
 def run_cell_from_config(
     config: Config, spec: CellSpec, store: RunStore, emit: Callable[[Event], None]
 ) -> str:
     """Build and run (or resume) one cell; returns its final status."""
-    cell = store.cell(spec.cell_id)
-    if cell.info().get("status") == "done":
-        emit({"cell": spec.cell_id, "done": "done"})
-        return "done"
-    cell.write_info(**spec.info())
-    config = spec.config(config)
-    dataset = build_dataset(config, spec.seed)
-    model = build_config_model(config)
+    return run_cells_from_config(config, [spec], store, emit)[spec.cell_id]
 
-    def progress(**event: Any) -> None:
-        emit({"cell": spec.cell_id, **event})
 
-    result = run_cell(
-        model,
-        dataset,
-        spec.policy,
-        loop_settings(config, spec.seed),
-        EvalSettings.from_config(config.eval),
-        store=cell,
-        progress=progress,
-    )
-    overlay = gaussian_overlay(
-        model,
-        spec.policy,
-        n=len(dataset.train),
-        generations=config.loop.generations,
-        reference=result.reference,
-        temperature=config.loop.temperature,
-    )
-    if overlay is not None:
-        cell.save_theory(overlay)
-    emit({"cell": spec.cell_id, "done": result.status, "message": result.message})
-    return result.status
+def make_batches(config: Config, cells: list[CellSpec]) -> list[list[CellSpec]]:
+    """The cells in groups of at most ``run.batch`` that train together: cells with the same
+    swept values (so the same model shape), in grid order."""
+    size = config.run.batch
+    by_config: dict[tuple, list[CellSpec]] = {}
+    for spec in cells:
+        by_config.setdefault(spec.swept, []).append(spec)
+    return [group[i : i + size] for group in by_config.values()
+            for i in range(0, len(group), size)]
 
 
 def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
@@ -239,18 +258,22 @@ def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
                 make_extractor("classifier", dataset)
 
 
-def _limit_threads() -> None:
-    """One BLAS/torch thread per worker process: the workers already fill the cores."""
+def _limit_threads(threads: int = 1) -> None:
+    """``threads`` BLAS/torch threads per worker process: together the workers fill the cores
+    (one each when there are as many workers as cores)."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+    threadpool_limits(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
-def _worker(config_json: str, spec: CellSpec, root: str, queue) -> str:
+def _worker(config_json: str, specs: list[CellSpec], root: str, queue) -> dict[str, str]:
     config = Config.model_validate_json(config_json)
     store = RunStore(root, keep=config.run.checkpoints)
-    return run_cell_from_config(config, spec, store, queue.put)
+    return run_cells_from_config(config, specs, store, queue.put)
 
 
 def run_experiment(
@@ -267,46 +290,52 @@ def run_experiment(
         dataset = build_dataset(cells[0].config(config), cells[0].seed)
         if dataset.kind == "points":
             store.save_real(dataset.test[:REAL_POINTS_SAVED])
+    batches = make_batches(config, cells)
     workers = config.run.workers or os.cpu_count() or 1
-    workers = min(workers, len(cells))
+    workers = min(workers, len(batches))
     if config.run.executor == "ray":
         from autophagy.ray_executor import run_ray
 
-        statuses = run_ray(config, cells, store, emit)
+        statuses = run_ray(config, batches, store, emit)
     elif config.run.executor == "inline" or workers == 1:
-        statuses = {s.cell_id: run_cell_from_config(config, s, store, emit) for s in cells}
+        statuses = {}
+        for batch in batches:
+            statuses.update(run_cells_from_config(config, batch, store, emit))
     else:
-        statuses = _run_processes(config, cells, store, emit, workers)
+        statuses = _run_processes(config, batches, store, emit, workers)
     store.collect_metrics()
     return statuses
 
 
-def _run_processes(config, cells, store, emit, workers) -> dict[str, str]:
+def _run_processes(config, batches, store, emit, workers) -> dict[str, str]:
     ctx = get_context("spawn")  # fork is unsafe once torch or BLAS threads exist
     manager = ctx.Manager()
     queue = manager.Queue()
     statuses: dict[str, str] = {}
+    threads = max(1, (os.cpu_count() or 1) // workers)
     try:
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_limit_threads)
+        pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)
+        )
         try:
             futures = {
                 pool.submit(
-                    _worker, config.model_dump_json(by_alias=True), s, str(store.root), queue
-                ): s
-                for s in cells
+                    _worker, config.model_dump_json(by_alias=True), b, str(store.root), queue
+                ): b
+                for b in batches
             }
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 _drain(queue, emit)
                 for fut in done:
-                    spec = futures[fut]
                     try:
-                        statuses[spec.cell_id] = fut.result()
+                        statuses.update(fut.result())
                     except Exception as err:  # a worker died: record it, keep the others
-                        store.cell(spec.cell_id).set_status("failed", f"worker: {err}")
-                        statuses[spec.cell_id] = "failed"
-                        emit({"cell": spec.cell_id, "done": "failed", "message": str(err)})
+                        for spec in futures[fut]:
+                            store.cell(spec.cell_id).set_status("failed", f"worker: {err}")
+                            statuses[spec.cell_id] = "failed"
+                            emit({"cell": spec.cell_id, "done": "failed", "message": str(err)})
             _drain(queue, emit)
         except BaseException:
             _stop_now(pool)  # Ctrl-C: stop at once; checkpoints make the work resumable

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +167,143 @@ def _evaluate(
     return rows, samples
 
 
+class CellRun:
+    """One cell between two generations: what it has done and how to do its next generation.
+
+    Why a class: :func:`run_cells` steps several cells in lockstep so that the fits of one model
+    family train as one batch (:func:`autophagy.models.neural.fit_batched`); :func:`run_cell`
+    steps one. Either way a cell draws only from its own RNG streams, so its numbers are its own.
+    The constructor resumes from the store's newest checkpoint when there is one.
+    """
+
+    def __init__(
+        self,
+        model,
+        dataset: Dataset,
+        policy: Policy,
+        loop: LoopSettings,
+        eval: EvalSettings | None = None,
+        store: CellStore | None = None,
+        progress: Progress | None = None,
+    ):
+        self.model, self.dataset, self.loop, self.store = model, dataset, loop, store
+        self.progress = progress
+        self.eval = eval or EvalSettings()
+        metrics = resolve_metrics(self.eval.metrics)
+        self.held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
+        policy.check(len(dataset.train), dataset.pool)
+        check_sampling_temperature(model, loop.temperature, self.eval.temperature)
+        self.policy = policy.bind(dataset)
+        names = {m.name for m in metrics}
+        extra = resolve_metrics(self.policy.extra_metrics())
+        self.metrics = metrics + [m for m in extra if m.name not in names]
+        self.rng = training_rng(loop.seed)
+        self.state: dict[str, Any] = {}
+        self.reference: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.generation = 0
+        """The next generation to run."""
+        self.status: str | None = None
+        self.message = ""
+        resumed = store.latest() if store is not None else None
+        if resumed is not None:
+            last, payload = resumed
+            model.load_state_dict(payload["model"])
+            self.rng.bit_generator.state = payload["rng"]
+            self.state, self.reference = payload["policy_state"], payload["reference"]
+            self.rows = payload["rows"]
+            self.generation = last + 1
+        if store is not None:
+            store.set_status("running", generation=self.generation - 1 if self.generation else None)
+
+    @property
+    def active(self) -> bool:
+        return self.status is None and self.generation <= self.loop.generations
+
+    def _step(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(generation=self.generation, total=self.loop.generations, message=message)
+
+    def training_set(self) -> tuple[np.ndarray, bool, int | None]:
+        """(data, warm_start, budget) of the next generation's fit; draws its synthetic data."""
+        generation, real = self.generation, self.dataset.train
+        if generation == 0:
+            self._step("fitting generation 0 on real data")
+            return real, False, self.loop.initial_budget
+        self._step(f"generation {generation}: sampling and refitting")
+        n_synth = self.policy.n_synthetic(len(real))
+        synth = as_data_shape(
+            sample_at(self.model, n_synth, rng=self.rng, temperature=self.loop.temperature),
+            self.dataset,
+        )
+        if not np.all(np.isfinite(synth)):
+            raise DivergedError(f"generation {generation}: non-finite synthetic samples")
+        train, self.state = self.policy.next_training_set(
+            real, synth, self.state, rng=self.rng, pool=self.dataset.pool
+        )
+        return train, self.loop.warm_start, self.loop.budget
+
+    def fit(self, data: np.ndarray, warm_start: bool, budget: int | None) -> None:
+        _fit(self.model, data, warm_start=warm_start, budget=budget, rng=self.rng,
+             progress=self.progress)
+
+    def record(self) -> None:
+        """Evaluate the generation just fitted, checkpoint it, and move on to the next."""
+        new_rows, samples = _evaluate(
+            self.model,
+            self.dataset,
+            self.metrics,
+            seed=self.loop.seed,
+            generation=self.generation,
+            n_eval=self.eval.n_samples,
+            reference=self.reference,
+            temperature=self.eval.temperature,
+            features=self.eval.features,
+            inception=self.eval.inception,
+            held_out_features=self.held_out_features,
+            policy=self.policy,
+        )
+        self.rows.extend(new_rows)
+        if self.store is not None:
+            self.store.save_samples(self.generation, samples.astype(np.float32))
+            payload = {
+                "model": self.model.state_dict(),
+                "rng": self.rng.bit_generator.state,
+                "policy_state": self.state,
+                "reference": self.reference,
+                "rows": self.rows,
+            }
+            self.store.save(self.generation, payload, self.rows)
+            self.store.set_status("running", generation=self.generation)
+        self.generation += 1
+
+    def fail(self, err: Exception) -> None:
+        """Stop the cell: ``diverged`` (a result of self-consuming training) or ``failed`` (a bug,
+        with its traceback in the store); the other cells go on."""
+        generation = self.generation
+        if isinstance(err, DivergedError):
+            self.status, self.message = "diverged", str(err)
+        elif isinstance(err, FloatingPointError | np.linalg.LinAlgError):
+            self.status = "diverged"
+            self.message = f"generation {generation}: {type(err).__name__}: {err}"
+        else:
+            self.status = "failed"
+            self.message = f"generation {generation}: {type(err).__name__}: {err}"
+            if self.store is not None:
+                self.store.save_error(
+                    "".join(traceback.format_exception(type(err), err, err.__traceback__))
+                )
+
+    def finish(self) -> CellResult:
+        generation = min(self.generation, self.loop.generations)
+        if self.status is None:
+            self.status, generation = "done", self.loop.generations
+        if self.store is not None:
+            self.store.set_status(self.status, self.message, generation)
+        return CellResult(rows_frame(self.rows), self.status, self.message, self.model,
+                          self.reference)
+
+
 def run_cell(
     model,
     dataset: Dataset,
@@ -177,93 +314,56 @@ def run_cell(
     progress: Progress | None = None,
 ) -> CellResult:
     """Run (or resume, when ``store`` holds checkpoints) one cell; never raises on divergence."""
-    eval = eval or EvalSettings()
-    metrics = resolve_metrics(eval.metrics)
-    held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
-    real = dataset.train
-    policy.check(len(real), dataset.pool)
-    check_sampling_temperature(model, loop.temperature, eval.temperature)
-    policy = policy.bind(dataset)
-    names = {m.name for m in metrics}
-    metrics += [m for m in resolve_metrics(policy.extra_metrics()) if m.name not in names]
-    rng = training_rng(loop.seed)
-    state: dict[str, Any] = {}
-    reference: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
-    start = 0
-    resumed = store.latest() if store is not None else None
-    if resumed is not None:
-        last, payload = resumed
-        model.load_state_dict(payload["model"])
-        rng.bit_generator.state = payload["rng"]
-        state, reference, rows = payload["policy_state"], payload["reference"], payload["rows"]
-        start = last + 1
+    return run_cells([CellRun(model, dataset, policy, loop, eval, store, progress)])[0]
 
-    def step(generation: int, msg: str) -> None:
-        if progress is not None:
-            progress(generation=generation, total=loop.generations, message=msg)
 
-    if store is not None:
-        store.set_status("running", generation=start - 1 if start else None)
-    generation = start
-    try:
-        for generation in range(start, loop.generations + 1):
-            if generation == 0:
-                step(0, "fitting generation 0 on real data")
-                _fit(model, real, warm_start=False, budget=loop.initial_budget, rng=rng,
-                     progress=progress)
+def run_cells(runs: Sequence[CellRun]) -> list[CellResult]:
+    """Run every cell to its end, generation by generation. Cells at the same generation fit
+    together: one vmapped batch where the family allows it (its ``batchable``), else one after
+    another. A cell that diverges or fails stops; the others go on."""
+    while active := [r for r in runs if r.active]:
+        generation = min(r.generation for r in active)
+        jobs = []
+        for run in (r for r in active if r.generation == generation):
+            try:
+                jobs.append((run, *run.training_set()))
+            except Exception as err:
+                run.fail(err)
+        for run, err in _fit_together(jobs):
+            if err is not None:
+                run.fail(err)
             else:
-                step(generation, f"generation {generation}: sampling and refitting")
-                n_synth = policy.n_synthetic(len(real))
-                synth = as_data_shape(
-                    sample_at(model, n_synth, rng=rng, temperature=loop.temperature), dataset
-                )
-                if not np.all(np.isfinite(synth)):
-                    raise DivergedError(f"generation {generation}: non-finite synthetic samples")
-                train, state = policy.next_training_set(
-                    real, synth, state, rng=rng, pool=dataset.pool
-                )
-                _fit(model, train, warm_start=loop.warm_start, budget=loop.budget, rng=rng,
-                     progress=progress)
-            new_rows, samples = _evaluate(
-                model,
-                dataset,
-                metrics,
-                seed=loop.seed,
-                generation=generation,
-                n_eval=eval.n_samples,
-                reference=reference,
-                temperature=eval.temperature,
-                features=eval.features,
-                inception=eval.inception,
-                held_out_features=held_out_features,
-                policy=policy,
-            )
-            rows.extend(new_rows)
-            if store is not None:
-                store.save_samples(generation, samples.astype(np.float32))
-                payload = {
-                    "model": model.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "policy_state": state,
-                    "reference": reference,
-                    "rows": rows,
-                }
-                store.save(generation, payload, rows)
-                store.set_status("running", generation=generation)
-    except DivergedError as err:
-        status, msg = "diverged", str(err)
-    except (FloatingPointError, np.linalg.LinAlgError) as err:
-        status, msg = "diverged", f"generation {generation}: {type(err).__name__}: {err}"
-    except Exception as err:  # one cell's bug must not stop the others
-        status, msg = "failed", f"generation {generation}: {type(err).__name__}: {err}"
-        if store is not None:
-            store.save_error(traceback.format_exc())
-    else:
-        status, msg, generation = "done", "", loop.generations
-    if store is not None:
-        store.set_status(status, msg, generation)
-    return CellResult(rows_frame(rows), status, msg, model, reference)
+                try:
+                    run.record()
+                except Exception as err:
+                    run.fail(err)
+    return [r.finish() for r in runs]
+
+
+def _fit_together(jobs: list[tuple[CellRun, np.ndarray, bool, int | None]]):
+    """(run, exception or None) for each job, fitted as one batch when they can be."""
+    models = [job[0].model for job in jobs]
+    batchable = len(jobs) > 1 and all(getattr(m, "batchable", False) for m in models)
+    if batchable and len({type(m) for m in models}) == 1 and len({j[2] for j in jobs}) == 1:
+        from autophagy.models.neural import fit_batched
+
+        errors = fit_batched(
+            models,
+            [job[1] for job in jobs],
+            warm_start=jobs[0][2],
+            budgets=[job[3] for job in jobs],
+            rngs=[job[0].rng for job in jobs],
+            progress=[job[0].progress for job in jobs],
+        )
+        return [(job[0], err) for job, err in zip(jobs, errors, strict=True)]
+    out = []
+    for run, data, warm_start, budget in jobs:
+        try:
+            run.fit(data, warm_start, budget)
+            out.append((run, None))
+        except Exception as err:
+            out.append((run, err))
+    return out
 
 
 def run_loop(

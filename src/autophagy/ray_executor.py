@@ -65,11 +65,11 @@ def _connect(config: Config, n_cells: int) -> bool:
     return True
 
 
-def _cell_task(config_json: str, spec: Any, root: str, queue: Any) -> str:
-    """One cell on a Ray worker: as many torch/BLAS threads as the CPUs it reserved."""
+def _cell_task(config_json: str, specs: list[Any], root: str, queue: Any) -> dict[str, str]:
+    """A batch of cells on a Ray worker: as many torch/BLAS threads as the CPUs it reserved."""
     from threadpoolctl import threadpool_limits
 
-    from autophagy.experiment import run_cell_from_config
+    from autophagy.experiment import run_cells_from_config
     from autophagy.store import RunStore
 
     config = Config.model_validate_json(config_json)
@@ -86,17 +86,17 @@ def _cell_task(config_json: str, spec: Any, root: str, queue: Any) -> str:
         except Exception:  # progress is best effort; the store is the record
             pass
 
-    return run_cell_from_config(config, spec, store, emit)
+    return run_cells_from_config(config, specs, store, emit)
 
 
 def run_ray(
-    config: Config, cells: list[Any], store: Any, emit: Callable[[Event], None]
+    config: Config, batches: list[list[Any]], store: Any, emit: Callable[[Event], None]
 ) -> dict[str, str]:
-    """Run ``cells`` as Ray tasks into ``store``; returns {cell id: status}."""
+    """Run each batch of cells as a Ray task into ``store``; returns {cell id: status}."""
     ray = _ray()
     from ray.util.queue import Empty, Queue
 
-    started = _connect(config, len(cells))
+    started = _connect(config, len(batches))
     queue = Queue()
     task = ray.remote(_cell_task).options(
         num_cpus=config.run.num_cpus,
@@ -105,7 +105,7 @@ def run_ray(
         retry_exceptions=False,
     )
     payload = config.model_dump_json(by_alias=True)
-    refs = {task.remote(payload, spec, str(store.root), queue): spec for spec in cells}
+    refs = {task.remote(payload, batch, str(store.root), queue): batch for batch in batches}
     statuses: dict[str, str] = {}
 
     def drain() -> None:
@@ -121,14 +121,14 @@ def run_ray(
             done, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
             drain()
             for ref in done:
-                spec = refs[ref]
                 try:
-                    statuses[spec.cell_id] = ray.get(ref)
+                    statuses.update(ray.get(ref))
                 except Exception as err:  # retries exhausted: record it, keep the others
                     message = f"ray: {type(err).__name__}: {str(err).splitlines()[0]}"
-                    store.cell(spec.cell_id).set_status("failed", message)
-                    statuses[spec.cell_id] = "failed"
-                    emit({"cell": spec.cell_id, "done": "failed", "message": message})
+                    for spec in refs[ref]:
+                        store.cell(spec.cell_id).set_status("failed", message)
+                        statuses[spec.cell_id] = "failed"
+                        emit({"cell": spec.cell_id, "done": "failed", "message": message})
         drain()
     except BaseException:
         for ref in refs:  # Ctrl-C: stop at once; checkpoints make the work resumable

@@ -122,6 +122,8 @@ class NormalizingFlow(NeuralModel):
             self.flow, features, int(self.transforms), self.hidden_features, int(self.bins)
         )
 
+    batchable = True  # maximum likelihood draws no noise: cells train as one vmapped batch
+
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         return flow_nll(module, batch, generator)
 

@@ -290,6 +290,18 @@ class NeuralModel:
             DivergedError: the data hold NaN/inf (a previous generation blew up) or the loss
                 stopped being finite.
         """
+        trainer, x, n_seen, g, report = self._prepare_fit(data, warm_start, budget, rng, progress)
+        self.last_train_ = trainer.train(x, n_seen, g, self._loss, report)
+        return self
+
+    batchable: bool = False
+    """Whether :func:`fit_batched` may train several of these models as one batch (the loss
+    draws no noise from the generator)."""
+
+    def _prepare_fit(self, data, warm_start, budget, rng, progress):
+        """Everything ``fit`` does before the training steps: checks, the scaler at the first
+        fit, a cold or warm trainer, the budget; returns (trainer, data, n_seen, generator,
+        report)."""
         self._validate()
         x = np.asarray(data)
         x = x.astype(np.float32 if x.ndim == 4 else np.float64, copy=False)
@@ -325,8 +337,7 @@ class NeuralModel:
         if progress is not None:
             def report(step: int, total: int, loss: float) -> None:
                 progress(step=step, steps=total)
-        self.last_train_ = trainer.train(self._to_model_space(x), n_seen, g, self._loss, report)
-        return self
+        return trainer, self._to_model_space(x), n_seen, g, report
 
     @torch.no_grad()
     def sample(
@@ -422,3 +433,53 @@ class NetworkModel(NeuralModel):
             path = path / "unet"
         scale = (self.network_options or {}).get("time_scale", 1000.0)
         return UNet.from_pretrained(path, shape, time_scale=float(scale))
+
+
+def fit_batched(
+    models: Sequence[NeuralModel],
+    datas: Sequence[np.ndarray],
+    *,
+    warm_start: bool,
+    budgets: Sequence[int | None],
+    rngs: Sequence[np.random.Generator],
+    progress: Sequence[Callable[..., None] | None] | None = None,
+) -> list[BaseException | None]:
+    """``model.fit(data, ...)`` for every model, trained as one vmapped batch where they can be
+    (:mod:`autophagy.models.batched`), one after another where they cannot.
+
+    Returns, per model, ``None`` or the exception its fit raised (a diverged cell does not stop
+    the others). Each model draws from its own ``rng`` exactly as its own ``fit`` would.
+    """
+    from autophagy.models.batched import NotBatchable, train_batched
+
+    progress = list(progress) if progress is not None else [None] * len(models)
+    errors: list[BaseException | None] = [None] * len(models)
+    prepared = []
+    for i, (model, data, budget, rng) in enumerate(zip(models, datas, budgets, rngs, strict=True)):
+        try:
+            prepared.append((i, model._prepare_fit(data, warm_start, budget, rng, progress[i])))
+        except (DivergedError, ValueError) as err:
+            errors[i] = err
+    kinds = {type(models[i]) for i, _ in prepared}
+    same_budget = len({p[2] for _, p in prepared}) == 1
+    if len(prepared) > 1 and same_budget and len(kinds) == 1 and models[prepared[0][0]].batchable:
+        trainers = [p[0] for _, p in prepared]
+        try:
+            results = train_batched(trainers, [p[1] for _, p in prepared], prepared[0][1][2],
+                                    [p[3] for _, p in prepared], models[prepared[0][0]]._loss,
+                                    [p[4] for _, p in prepared])
+        except NotBatchable:
+            results = None
+        if results is not None:
+            for (i, _), result in zip(prepared, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors[i] = result
+                else:
+                    models[i].last_train_ = result
+            return errors
+    for i, (trainer, x, n_seen, g, report) in prepared:
+        try:
+            models[i].last_train_ = trainer.train(x, n_seen, g, models[i]._loss, report)
+        except DivergedError as err:
+            errors[i] = err
+    return errors

@@ -148,6 +148,26 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
+class MinibatchOrder:
+    """Minibatch indices that walk through random permutations of ``n`` points, epoch by epoch
+    (every point seen equally often), drawn from ``generator``: the one minibatch order of a
+    training, alone (:meth:`Trainer.train`) or batched (:mod:`autophagy.models.batched`)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: Any):
+        self.n, self.batch_size, self.generator, self.device = n, batch_size, generator, device
+        self.perm = torch.randperm(n, generator=generator).to(device)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > self.n:
+            fresh = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self.perm = torch.cat([self.perm[self.pos :], fresh])
+            self.pos = 0
+        index = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return index
+
+
 class Trainer:
     """Owns a torch module, its AdamW optimizer, its EMA copy and a step counter.
 
@@ -283,16 +303,10 @@ class Trainer:
         clip = float(cfg.grad_clip) if cfg.grad_clip else 0.0
         t0 = time.perf_counter()
         self.module.train()
-        perm = torch.randperm(n, generator=generator).to(self.device)
-        pos = 0
+        order = MinibatchOrder(n, bs, generator, self.device)
         every = max(1, total // 20)
         for i in range(total):
-            if pos + bs > n:
-                fresh = torch.randperm(n, generator=generator).to(self.device)
-                perm = torch.cat([perm[pos:], fresh])
-                pos = 0
-            batch = data[perm[pos : pos + bs]]
-            pos += bs
+            batch = data[order.next()]
             lr = self.lr_at(self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

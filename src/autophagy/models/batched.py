@@ -1,0 +1,218 @@
+"""Many cells' trainings as one: stacked parameters, one vmapped gradient step for all.
+
+Why: the cells of a grid (lambdas x seeds) of one model family share the network's shape and
+the per-generation budget, so they take the same number of optimiser steps whatever their data.
+Stacking their parameters (``torch.func.stack_module_state``) and taking ``vmap(grad(loss))``
+turns K small steps into one wide one, which is what a CPU (and even more a GPU) does well.
+
+Each cell keeps everything of its own: its data and minibatch order (drawn from its own
+generator exactly as :meth:`Trainer.train` draws them), its AdamW moments, its gradient clipping
+norm and its EMA. The update is the single-tensor AdamW of PyTorch written on the stacked
+tensors with the same operations and the same Python scalars, so on CPU a cell trained inside a
+batch gets the same bits as trained alone (``tests/test_models_batched.py``); anything else is
+float rounding. The step function is elementwise across cells, so which cells share a batch
+never changes a cell's numbers either, and resume after a kill inside a batch stays exact.
+
+A family opts in with ``batchable = True``: its loss must be a function of (module, batch) that
+draws no noise from the generator (the flows' maximum likelihood). Families whose loss draws
+noise (flow matching, DDPM, EDM) train one after another.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+
+from autophagy.models.base import DivergedError
+from autophagy.models.training import LossFn, MinibatchOrder, Trainer, TrainResult
+
+Progress = Callable[[int, int, float], None]
+
+
+class NotBatchable(ValueError):
+    """These trainings cannot share one batch (different shapes, settings or batch sizes)."""
+
+
+class _Loss(nn.Module):
+    """``loss_fn(module, batch)`` as a module's forward, so ``functional_call`` swaps the
+    parameters for the whole computation (zuko builds its distribution lazily inside)."""
+
+    def __init__(self, module: nn.Module, loss_fn: LossFn):
+        super().__init__()
+        self.inner = module
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.inner, batch, None).float()  # type: ignore[arg-type]
+
+
+def _same(values: Sequence[Any], what: str) -> Any:
+    if any(v != values[0] for v in values[1:]):
+        raise NotBatchable(f"the trainings differ in {what}")
+    return values[0]
+
+
+def check_batchable(trainers: Sequence[Trainer], datas: Sequence[torch.Tensor]) -> int:
+    """The common batch size of these trainings, or :class:`NotBatchable`."""
+    configs = [t.config for t in trainers]
+    for field in ("lr", "batch_size", "warmup", "grad_clip", "ema", "weight_decay", "max_loss"):
+        _same([getattr(c, field) for c in configs], field)
+    _same([t.step for t in trainers], "step count")
+    _same([str(t.device) for t in trainers], "device")
+    _same([tuple(d.shape[1:]) for d in datas], "sample shape")
+    shapes = [[(n, tuple(p.shape)) for n, p in t.module.named_parameters()] for t in trainers]
+    _same(shapes, "network shape")
+    return _same([min(int(t.config.batch_size), int(d.shape[0])) for t, d in
+                  zip(trainers, datas, strict=True)], "batch size (a training set is smaller)")
+
+
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([t.detach() for t in tensors])
+
+
+def train_batched(
+    trainers: Sequence[Trainer],
+    datas: Sequence[torch.Tensor],
+    budget: int,
+    generators: Sequence[torch.Generator],
+    loss_fn: LossFn,
+    progress: Sequence[Progress | None] | None = None,
+) -> list[TrainResult | DivergedError]:
+    """Train every trainer on its data for ``budget`` samples seen, as one vmapped batch.
+
+    Returns, per trainer, its :class:`TrainResult` or the :class:`DivergedError` that stopped it
+    (the others go on). Trainers without a module are reset from their generator first, as
+    :meth:`Trainer.train` does. Raises :class:`NotBatchable` before any step if the trainings
+    cannot share a batch.
+    """
+    for trainer, g in zip(trainers, generators, strict=True):
+        if trainer.module is None or trainer.optimizer is None:
+            trainer.reset(g)
+    datas = [torch.as_tensor(d, dtype=torch.float32, device=t.device)
+             for t, d in zip(trainers, datas, strict=True)]
+    bs = check_batchable(trainers, datas)
+    k, cfg, first = len(trainers), trainers[0].config, trainers[0]
+    total = math.ceil(int(budget) / bs) if budget > 0 else 0
+    t0 = time.perf_counter()
+    modules = [t.module for t in trainers]
+    names = [n for n, p in modules[0].named_parameters() if p.requires_grad]
+    params = {n: _stack([dict(m.named_parameters())[n] for m in modules]) for n in names}
+    buffers = {n: _stack([dict(m.named_buffers())[n] for m in modules])
+               for n, _ in modules[0].named_buffers()}
+    moments = _adam_moments(trainers, names)
+    ema = ({n: _stack([dict(t.ema_module.named_parameters())[n] for t in trainers])
+            for n in names} if cfg.ema > 0 and all(t.ema_module is not None for t in trainers)
+           else None)
+    template = _Loss(copy.deepcopy(modules[0]), loss_fn)
+
+    def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor):
+        state = {f"inner.{n}": v for n, v in {**p, **b}.items()}
+        return functional_call(template, state, (x,))
+
+    step = vmap(grad_and_value(loss), in_dims=(0, 0, 0), randomness="error")
+    orders = [MinibatchOrder(len(d), bs, g, t.device)
+              for d, g, t in zip(datas, generators, trainers, strict=True)]
+    losses = np.zeros((k, total))
+    errors: list[DivergedError | None] = [None] * k
+    group = first.optimizer.param_groups[0]
+    beta1, beta2 = group["betas"]
+    clip = float(cfg.grad_clip) if cfg.grad_clip else 0.0
+    every = max(1, total // 20)
+    template.train()
+    for i in range(total):
+        batch = torch.stack([d[o.next()] for d, o in zip(datas, orders, strict=True)])
+        lr = first.lr_at(first.step)
+        grads, values = step(params, buffers, batch)
+        values = values.detach().double().numpy()
+        for j, value in enumerate(values):
+            if errors[j] is None and (not math.isfinite(value) or abs(value) > cfg.max_loss):
+                errors[j] = DivergedError(
+                    f"loss diverged at step {first.step} (value {value!r}, max_loss "
+                    f"{cfg.max_loss:g}); try a lower lr or a stronger grad_clip",
+                    step=first.step, loss=float(value))
+        losses[:, i] = values
+        if clip > 0:
+            norms = torch.stack([torch.stack([torch.linalg.vector_norm(grads[n][j]) for n in names])
+                                 for j in range(k)])
+            total_norm = torch.linalg.vector_norm(norms, dim=1)
+            for j in range(k):
+                if errors[j] is None and not torch.isfinite(total_norm[j]):
+                    errors[j] = DivergedError(f"gradient norm is not finite at step {first.step}",
+                                              step=first.step, loss=float(values[j]))
+            coef = torch.clamp(clip / (total_norm + 1e-6), max=1.0)
+            for n in names:
+                grads[n].mul_(coef.view(-1, *([1] * (grads[n].dim() - 1))))
+        _adamw_step(params, grads, moments, names, lr=lr, beta1=beta1, beta2=beta2,
+                    eps=group["eps"], weight_decay=group["weight_decay"], step=first.step + 1)
+        for t in trainers:
+            t.step += 1
+        if ema is not None:
+            with torch.no_grad():
+                for n in names:
+                    ema[n].lerp_(params[n], 1.0 - float(cfg.ema))
+        for j, report in enumerate(progress or []):
+            if report is not None and ((i + 1) % every == 0 or i + 1 == total):
+                report(i + 1, total, float(values[j]))
+    _write_back(trainers, params, buffers, moments, ema, names)
+    seconds = (time.perf_counter() - t0) / max(1, k)
+    return [errors[j] or TrainResult(total, total * bs, losses[j], seconds) for j in range(k)]
+
+
+def _adam_moments(trainers: Sequence[Trainer], names: list[str]) -> dict[str, torch.Tensor]:
+    """Stacked AdamW moments (zeros where a trainer has taken no step yet)."""
+    out: dict[str, torch.Tensor] = {}
+    for key in ("exp_avg", "exp_avg_sq"):
+        for n in names:
+            rows = []
+            for t in trainers:
+                p = dict(t.module.named_parameters())[n]
+                state = t.optimizer.state.get(p, {})
+                rows.append(state[key] if key in state else torch.zeros_like(p))
+            out[f"{key}:{n}"] = _stack(rows)
+    return out
+
+
+@torch.no_grad()
+def _adamw_step(params, grads, moments, names, *, lr, beta1, beta2, eps, weight_decay, step):
+    """PyTorch's single-tensor AdamW, operation for operation, on the stacked tensors."""
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    for n in names:
+        param, grad = params[n], grads[n]
+        exp_avg, exp_avg_sq = moments[f"exp_avg:{n}"], moments[f"exp_avg_sq:{n}"]
+        if weight_decay != 0:
+            param.mul_(1 - lr * weight_decay)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+@torch.no_grad()
+def _write_back(trainers, params, buffers, moments, ema, names) -> None:
+    """Each trainer's module, AdamW state and EMA from its row of the stacked tensors."""
+    for j, t in enumerate(trainers):
+        own = dict(t.module.named_parameters())
+        for n in names:
+            own[n].copy_(params[n][j])
+            state = t.optimizer.state[own[n]]
+            state["step"] = torch.tensor(float(t.step))
+            state["exp_avg"] = moments[f"exp_avg:{n}"][j].clone()
+            state["exp_avg_sq"] = moments[f"exp_avg_sq:{n}"][j].clone()
+        for n, b in t.module.named_buffers():
+            b.copy_(buffers[n][j])
+        t.optimizer.param_groups[0]["lr"] = t.lr_at(t.step - 1)
+        if ema is not None:
+            own_ema = dict(t.ema_module.named_parameters())
+            for n in names:
+                own_ema[n].copy_(ema[n][j])
