@@ -416,6 +416,62 @@ def theory_kde(
                   "rows may fall outside by chance).")
 
 
+@theory_app.command("regression")
+def theory_regression(
+    n: Annotated[int, typer.Option(help="T, the rows of the fixed design.")] = 20,
+    dim: Annotated[int, typer.Option(help="d, the features.")] = 8,
+    noise: Annotated[float, typer.Option(help="sigma, the label noise.")] = 1.0,
+    generations: Annotated[int, typer.Option(help="Generations after the first fit.")] = 10,
+    seeds: Annotated[int, typer.Option(help="Runs of the loop per policy.")] = 4000,
+) -> None:
+    """Test error of least squares refit on its own labels (Gerstgrasser et al., 2024) beside
+    SEEDS runs of the linear_regression model through the loop, each on its own Gaussian
+    design: replacing grows like sigma^2 d / (T - d - 1) * (t + 1), accumulating stays below
+    pi^2/6 times that constant."""
+    import numpy as np
+
+    from autophagy.theory.regression import (
+        ACCUMULATE_BOUND,
+        expected_regression_error,
+        regression_error_constant,
+    )
+    from autophagy.theory.regression_check import regression_loop_errors
+
+    try:
+        c = regression_error_constant(n, dim, noise)
+        if seeds < 2:
+            raise ValueError(f"--seeds: need at least 2 runs, got {seeds}")
+        start = time.perf_counter()
+        runs = {p: regression_loop_errors(p, n=n, dim=dim, generations=generations,
+                                          seeds=seeds, noise=noise)
+                for p in ("fully_synthetic", "accumulate")}
+        elapsed = time.perf_counter() - start
+    except ValueError as err:
+        fail(str(err))
+    table = Table(title=f"Linear regression, T={n}, d={dim}, sigma={noise:g}: test error vs "
+                  f"{seeds} runs of the loop per policy ({elapsed:.1f} s)", title_justify="left")
+    for col in ("generation", "replace theory", "loop ± 99% CI", "accumulate theory",
+                "loop ± 99% CI", "agree"):
+        table.add_column(col, justify="right")
+    shown = sorted(set(np.linspace(0, generations, min(generations + 1, 11)).round().astype(int)))
+    agree = 0
+    for t in shown:
+        cells, ok = [str(t)], True
+        for policy, errors in runs.items():
+            theory = expected_regression_error(policy, n=n, dim=dim, generations=generations,
+                                               noise=noise)
+            mean, half = errors[:, t].mean(), 2.576 * errors[:, t].std(ddof=1) / np.sqrt(seeds)
+            ok &= bool(abs(mean - theory[t]) <= half)
+            cells += [f"{theory[t]:.4g}", f"{mean:.4g}±{half:.1g}"]
+        agree += ok
+        table.add_row(*cells, "[green]yes[/green]" if ok else "[red]no[/red]")
+    console.print(table)
+    console.print(f"C = sigma^2 d / (T - d - 1) = {c:.4g}: replacing adds C a generation; "
+                  f"accumulating stays below pi^2/6 C = {ACCUMULATE_BOUND * c:.4g}")
+    console.print(f"{agree}/{len(shown)} generations inside the 99% interval on both policies "
+                  "(about 2% of rows may fall outside by chance).")
+
+
 def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
     """``theory stability --run``: the per-lambda tables of a finished run."""
     from autophagy.report.stability import print_stability, run_constants, stability_tables

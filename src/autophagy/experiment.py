@@ -216,6 +216,12 @@ def run_cells_from_config(
             reference=result.reference,
             temperature=cfg.loop.temperature,
         )
+        if overlay is None:
+            from autophagy.theory.regression import regression_overlay
+
+            overlay = regression_overlay(result.model, spec.policy, dataset=dataset,
+                                         generations=cfg.loop.generations,
+                                         metrics=result.metrics, temperature=cfg.loop.temperature)
         if overlay is not None:
             cell.save_theory(overlay)
         emit({"cell": spec.cell_id, "done": result.status, "message": result.message})

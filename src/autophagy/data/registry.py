@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autophagy.data import images, points
+from autophagy.data import images, points, regression
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 from autophagy.options import ArgumentError
@@ -86,6 +86,11 @@ for _name, _entry in {
         "a Gaussian of any dimension, given mean and cov",
         sampler=points.gaussian,
         truth=_gaussian_truth,
+    ),
+    "linear_regression": DatasetEntry(
+        "rows (x, y): x ~ N(0, I_dim), y = x coef + noise (Gerstgrasser et al.'s design)",
+        sampler=regression.linear_regression,
+        truth=regression.regression_params,
     ),
     "file": DatasetEntry("your own points from a .npy or .csv file (path=)", loader=load_file),
     "digits": DatasetEntry(

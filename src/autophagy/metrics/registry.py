@@ -27,6 +27,7 @@ from autophagy.metrics.distances import (
 from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
+from autophagy.metrics.regression import REGRESSION_METRICS
 from autophagy.metrics.reward import REWARD_METRICS, SUPPORT_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
@@ -165,6 +166,7 @@ for _metric in [
     *FEATURE_METRICS,
     *REWARD_METRICS,
     *SUPPORT_METRICS,
+    *REGRESSION_METRICS,
 ]:
     register_metric(_metric)
 del _metric

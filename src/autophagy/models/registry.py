@@ -25,6 +25,11 @@ _FAMILIES = {
         "Frequencies on a finite support (labels, or points snapped to a grid); samples exactly "
         "from p^(1/temperature): heat death",
     ),
+    "linear_regression": (
+        "autophagy.models.regression:LinearRegression",
+        "Least squares of the last column on the others, on a fixed design; samples (x, "
+        "x w + noise): replace vs accumulate (Gerstgrasser et al. 2024)",
+    ),
     "nsf": (
         "autophagy.models.flows:NormalizingFlow",
         "Neural spline flow (zuko), maximum likelihood, exact log_prob; the paper's 2-D model",
