@@ -27,7 +27,10 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr and a non-zero exit, never a traceback."""
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a message may hold brackets: pip install -e ".[ray]"
+
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -97,6 +100,10 @@ def resume(
         store = RunStore.open(run_dir)
         cfg = store.config()
         store.keep = cfg.run.checkpoints
+        if cfg.run.tracker != "none":
+            from autophagy.trackers import check_tracker
+
+            check_tracker(cfg)
     except ValueError as err:
         fail(str(err))
     console.print(f"[bold]autophagy[/bold] resuming {store.root}")

@@ -221,6 +221,12 @@ class RunConfig(_Section):
     """Ray: GPUs each cell's task reserves (fractions share a GPU)."""
     max_retries: StrictWhole = Field(3, ge=0)
     """Ray: times a cell whose worker died is started again (it resumes from its checkpoint)."""
+    tracker: Literal["none", "tensorboard", "mlflow"] = "none"
+    """Also send each cell's metrics to an experiment tracker (an optional extra), as each
+    generation finishes (:mod:`autophagy.trackers`)."""
+    tracker_uri: str | None = None
+    """TensorBoard: the log folder; MLflow: the tracking URI. Default: a folder inside the run
+    directory (``tensorboard/``, ``mlruns/``)."""
 
 
 class Config(_Section):

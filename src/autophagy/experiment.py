@@ -177,6 +177,10 @@ def check_config(config: Config) -> None:
         from autophagy.ray_executor import check_ray
 
         check_ray(config)
+    if config.run.tracker != "none":
+        from autophagy.trackers import check_tracker
+
+        check_tracker(config)
     if config.eval.verdict_metric not in (config.eval.metrics or [config.eval.verdict_metric]):
         raise ConfigError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
@@ -204,8 +208,14 @@ def run_cells_from_config(
         def progress(_cell: str = spec.cell_id, **event: Any) -> None:
             emit({"cell": _cell, **event})
 
+        tracker = None
+        if config.run.tracker != "none":
+            from autophagy.trackers import make_tracker
+
+            tracker = make_tracker(config, store.root, spec.info())
         runs.append(CellRun(model, dataset, spec.policy, loop_settings(cfg, spec.seed),
-                            EvalSettings.from_config(cfg.eval), store=cell, progress=progress))
+                            EvalSettings.from_config(cfg.eval), store=cell, progress=progress,
+                            tracker=tracker))
         built.append((spec, cfg, dataset, cell))
     for (spec, cfg, dataset, cell), result in zip(built, run_cells(runs), strict=True):
         overlay = gaussian_overlay(
@@ -292,6 +302,10 @@ def run_experiment(
         if not cell.info():
             cell.write_info(**spec.info(), status="pending")
     _prepare_features(config, cells)
+    if config.run.tracker != "none":
+        from autophagy.trackers import prepare_tracker
+
+        prepare_tracker(config, store.root)
     if store.real_points() is None:
         dataset = build_dataset(cells[0].config(config), cells[0].seed)
         if dataset.kind == "points":

@@ -20,7 +20,7 @@ import inspect
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from autophagy.models.base import DivergedError, check_sampling_temperature, sam
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
 from autophagy.store import CellStore, rows_frame
+
+if TYPE_CHECKING:
+    from autophagy.trackers import Tracker
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 Progress = Callable[..., None]
@@ -185,9 +188,10 @@ class CellRun:
         eval: EvalSettings | None = None,
         store: CellStore | None = None,
         progress: Progress | None = None,
+        tracker: Tracker | None = None,
     ):
         self.model, self.dataset, self.loop, self.store = model, dataset, loop, store
-        self.progress = progress
+        self.progress, self.tracker = progress, tracker
         self.eval = eval or EvalSettings()
         metrics = resolve_metrics(self.eval.metrics)
         self.held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
@@ -275,6 +279,8 @@ class CellRun:
             }
             self.store.save(self.generation, payload, self.rows)
             self.store.set_status("running", generation=self.generation)
+        if self.tracker is not None:  # after the checkpoint: each generation reaches it once
+            self.tracker.log(self.generation, new_rows)
         self.generation += 1
 
     def fail(self, err: Exception) -> None:
@@ -300,6 +306,8 @@ class CellRun:
             self.status, generation = "done", self.loop.generations
         if self.store is not None:
             self.store.set_status(self.status, self.message, generation)
+        if self.tracker is not None:
+            self.tracker.close(self.status)
         return CellResult(rows_frame(self.rows), self.status, self.message, self.model,
                           self.reference)
 
