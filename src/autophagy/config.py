@@ -181,6 +181,9 @@ class EvalConfig(_Section):
     """Samples drawn from each generation for evaluation (and saved for the figures)."""
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature of the evaluation samples (1: the model as it is)."""
+    compare_to: Literal["test", "train"] = "test"
+    """The real data the metrics compare samples with: the held-out split, or the training set
+    (the FID reference of the paper's code: the 50k CIFAR-10 training images)."""
     verdict_metric: str = "w2"
     features: Literal["auto", "pixels", "classifier", "inception"] = "auto"
     """Features of fid / kid / precision / recall / density / coverage: auto = raw values for

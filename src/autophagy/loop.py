@@ -76,7 +76,8 @@ class EvalSettings:
 
     ``metrics``: names or :class:`Metric` objects (``None``: every default metric that applies);
     ``n_samples`` drawn at ``temperature`` (1: the model as it is); ``features`` / ``inception``:
-    the feature extractor of the feature-space metrics.
+    the feature extractor of the feature-space metrics; ``compare_to``: the real data the
+    samples are compared with, ``"test"`` (held out) or ``"train"``.
     """
 
     metrics: tuple[str | Metric, ...] | None = None
@@ -84,6 +85,7 @@ class EvalSettings:
     temperature: float = 1.0
     features: str = "auto"
     inception: str | None = None
+    compare_to: str = "test"
 
     @classmethod
     def from_config(cls, section: Any) -> EvalSettings:
@@ -140,6 +142,7 @@ def _evaluate(
     inception=None,
     held_out_features=None,
     policy=None,
+    compare_to="test",
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -156,7 +159,7 @@ def _evaluate(
     ctx = EvalContext(
         model,
         samples,
-        dataset.test,
+        dataset.train if compare_to == "train" else dataset.test,
         dataset,
         rng,
         reference,
@@ -266,6 +269,7 @@ class CellRun:
             inception=self.eval.inception,
             held_out_features=self.held_out_features,
             policy=self.policy,
+            compare_to=self.eval.compare_to,
         )
         self.rows.extend(new_rows)
         if self.store is not None:

@@ -13,9 +13,13 @@ batch gets the same bits as trained alone (``tests/test_models_batched.py``); an
 float rounding. The step function is elementwise across cells, so which cells share a batch
 never changes a cell's numbers either, and resume after a kill inside a batch stays exact.
 
-A family opts in with ``batchable = True``: its loss must be a function of (module, batch) that
-draws no noise from the generator (the flows' maximum likelihood). Families whose loss draws
-noise (flow matching, DDPM, EDM) train one after another.
+A family opts in with ``batchable``. Its loss is either a function of (module, batch) that
+draws no noise (the flows' maximum likelihood), or it comes in two parts: ``draw(batch,
+generator)``, which draws the loss's randomness (noise, times, the OT pairing of flow matching)
+from each cell's own generator outside vmap, in the order the unbatched loss draws it, and a pure
+``loss_given(module, batch, drawn)`` that vmap maps over (parameters, batch, draws). The family's
+unbatched loss is ``loss_given(module, batch, draw(batch, generator))``, so the two paths cannot
+drift apart (flow matching, DDPM and EDM with the MLP).
 """
 
 from __future__ import annotations
@@ -41,17 +45,23 @@ class NotBatchable(ValueError):
     """These trainings cannot share one batch (different shapes, settings or batch sizes)."""
 
 
-class _Loss(nn.Module):
-    """``loss_fn(module, batch)`` as a module's forward, so ``functional_call`` swaps the
-    parameters for the whole computation (zuko builds its distribution lazily inside)."""
+Draw = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
 
-    def __init__(self, module: nn.Module, loss_fn: LossFn):
+
+class _Loss(nn.Module):
+    """``loss_fn(module, batch, drawn)`` as a module's forward, so ``functional_call`` swaps the
+    parameters for the whole computation (zuko builds its distribution lazily inside); ``drawn``
+    is ``None`` for a loss that draws nothing."""
+
+    def __init__(self, module: nn.Module, loss_fn: LossFn, given: bool):
         super().__init__()
         self.inner = module
         self.loss_fn = loss_fn
+        self.given = given
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.inner, batch, None).float()  # type: ignore[arg-type]
+    def forward(self, batch: torch.Tensor, drawn: dict[str, torch.Tensor]) -> torch.Tensor:
+        given = drawn if self.given else None
+        return self.loss_fn(self.inner, batch, given).float()  # type: ignore[arg-type]
 
 
 def _same(values: Sequence[Any], what: str) -> Any:
@@ -63,7 +73,8 @@ def _same(values: Sequence[Any], what: str) -> Any:
 def check_batchable(trainers: Sequence[Trainer], datas: Sequence[torch.Tensor]) -> int:
     """The common batch size of these trainings, or :class:`NotBatchable`."""
     configs = [t.config for t in trainers]
-    for field in ("lr", "batch_size", "warmup", "grad_clip", "ema", "weight_decay", "max_loss"):
+    for field in ("lr", "batch_size", "warmup", "grad_clip", "ema", "weight_decay", "max_loss",
+                  "restart_warmup", "reset_ema"):
         _same([getattr(c, field) for c in configs], field)
     _same([t.step for t in trainers], "step count")
     _same([str(t.device) for t in trainers], "device")
@@ -85,8 +96,13 @@ def train_batched(
     generators: Sequence[torch.Generator],
     loss_fn: LossFn,
     progress: Sequence[Progress | None] | None = None,
+    draw: Draw | None = None,
 ) -> list[TrainResult | DivergedError]:
     """Train every trainer on its data for ``budget`` samples seen, as one vmapped batch.
+
+    With ``draw``, ``loss_fn`` is the pure ``loss_fn(module, batch, drawn)`` and each step first
+    calls ``draw(batch, generator)`` per cell, on its own minibatch and generator; without it,
+    ``loss_fn(module, batch, None)`` must draw nothing.
 
     Returns, per trainer, its :class:`TrainResult` or the :class:`DivergedError` that stopped it
     (the others go on). Trainers without a module are reset from their generator first, as
@@ -96,6 +112,7 @@ def train_batched(
     for trainer, g in zip(trainers, generators, strict=True):
         if trainer.module is None or trainer.optimizer is None:
             trainer.reset(g)
+        trainer.begin_fit()
     datas = [torch.as_tensor(d, dtype=torch.float32, device=t.device)
              for t, d in zip(trainers, datas, strict=True)]
     bs = check_batchable(trainers, datas)
@@ -111,13 +128,14 @@ def train_batched(
     ema = ({n: _stack([dict(t.ema_module.named_parameters())[n] for t in trainers])
             for n in names} if cfg.ema > 0 and all(t.ema_module is not None for t in trainers)
            else None)
-    template = _Loss(copy.deepcopy(modules[0]), loss_fn)
+    template = _Loss(copy.deepcopy(modules[0]), loss_fn, draw is not None)
 
-    def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor):
+    def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
+             drawn: dict[str, torch.Tensor]):
         state = {f"inner.{n}": v for n, v in {**p, **b}.items()}
-        return functional_call(template, state, (x,))
+        return functional_call(template, state, (x, drawn))
 
-    step = vmap(grad_and_value(loss), in_dims=(0, 0, 0), randomness="error")
+    step = vmap(grad_and_value(loss), in_dims=(0, 0, 0, 0), randomness="error")
     orders = [MinibatchOrder(len(d), bs, g, t.device)
               for d, g, t in zip(datas, generators, trainers, strict=True)]
     losses = np.zeros((k, total))
@@ -128,9 +146,13 @@ def train_batched(
     every = max(1, total // 20)
     template.train()
     for i in range(total):
-        batch = torch.stack([d[o.next()] for d, o in zip(datas, orders, strict=True)])
+        rows = [d[o.next()] for d, o in zip(datas, orders, strict=True)]
+        draws = ([draw(r, g) for r, g in zip(rows, generators, strict=True)] if draw is not None
+                 else [{}])
+        drawn = {key: torch.stack([d[key] for d in draws]) for key in draws[0]}
+        batch = torch.stack(rows)
         lr = first.lr_at(first.step)
-        grads, values = step(params, buffers, batch)
+        grads, values = step(params, buffers, batch, drawn)
         values = values.detach().double().numpy()
         for j, value in enumerate(values):
             if errors[j] is None and (not math.isfinite(value) or abs(value) > cfg.max_loss):

@@ -23,6 +23,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from autophagy.models.base import check_temperature
-from autophagy.models.networks import NetworkBuilder, build_network, check_network
+from autophagy.models.networks import BATCHABLE, NetworkBuilder, build_network, check_network
 from autophagy.models.training import (
     DivergedError,
     TrainConfig,
@@ -138,6 +139,12 @@ class NeuralModel:
             ``budget`` given to ``fit`` (the config's ``model.initial_budget``), else 0 samples.
         sample_batch_size: samples drawn per network batch (bounds memory, not the result's
             size).
+        restart_warmup, reset_ema: restart the warm-up ramp / the EMA at every fit, as EDM's
+            transfer learning does for each fine-tuning run (see
+            :class:`~autophagy.models.training.TrainConfig`).
+        budget_epochs: fine-tune for this many epochs of each generation's training set instead
+            of a fixed ``budget`` (the paper's DDPM: one epoch of the mixed set, so lambda = 1
+            trains twice as long as lambda = 0); a budget given to ``fit`` still wins.
 
     Standardisation: the per-feature mean and standard deviation of the data of the *first* fit
     are stored (``shift_``, ``scale_``, in the state dict) and kept for the model's life, also on
@@ -162,6 +169,9 @@ class NeuralModel:
         standardize: bool = True,
         init_checkpoint: str | None = None,
         sample_batch_size: int = 4096,
+        restart_warmup: bool = False,
+        reset_ema: bool = False,
+        budget_epochs: float | None = None,
     ):
         self.lr = lr
         self.batch_size = batch_size
@@ -176,6 +186,11 @@ class NeuralModel:
         self.standardize = standardize
         self.init_checkpoint = init_checkpoint
         self.sample_batch_size = sample_batch_size
+        self.restart_warmup = restart_warmup
+        self.reset_ema = reset_ema
+        self.budget_epochs = budget_epochs
+        if budget_epochs is not None and not float(budget_epochs) > 0:
+            raise ArgumentError("budget_epochs", f"must be a number > 0, got {budget_epochs!r}")
         for name in ("budget", "initial_budget"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or int(value) != value or value < 0):
@@ -295,8 +310,10 @@ class NeuralModel:
         return self
 
     batchable: bool = False
-    """Whether :func:`fit_batched` may train several of these models as one batch (the loss
-    draws no noise from the generator)."""
+    """Whether :func:`fit_batched` may train several of these models as one batch: the loss
+    draws no noise from the generator, or it comes as ``_draw(batch, generator)`` (the noise,
+    drawn per cell outside vmap) and a pure ``_loss_given(module, batch, drawn)``, with
+    ``_loss`` the one applied to the other."""
 
     def _prepare_fit(self, data, warm_start, budget, rng, progress):
         """Everything ``fit`` does before the training steps: checks, the scaler at the first
@@ -331,6 +348,8 @@ class NeuralModel:
             trainer.config = self._train_config()
         if budget is not None:
             n_seen = int(budget)
+        elif not cold and self.budget_epochs is not None:
+            n_seen = math.ceil(float(self.budget_epochs) * len(x))
         else:
             n_seen = 0 if cold and self.init_checkpoint else self.budget_for(cold)
         report = None
@@ -423,6 +442,13 @@ class NetworkModel(NeuralModel):
     def _make_module(self, shape: tuple[int, ...]) -> nn.Module:
         return build_network(self.network, shape, self._network_options())
 
+    @property
+    def batchable(self) -> bool:  # type: ignore[override]
+        """The family splits its loss (``_draw``, ``_loss_given``) and vmap maps over the
+        network (:data:`~autophagy.models.networks.BATCHABLE`: the MLP)."""
+        return hasattr(self, "_draw") and isinstance(self.network, str) and (
+            self.network in BATCHABLE)
+
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
         if path.suffix == ".pkl" and not path.is_dir():
             raise ArgumentError("init_checkpoint", f"{str(path)!r} is an NVlabs/edm pickle; "
@@ -460,14 +486,17 @@ def fit_batched(
             prepared.append((i, model._prepare_fit(data, warm_start, budget, rng, progress[i])))
         except (DivergedError, ValueError) as err:
             errors[i] = err
-    kinds = {type(models[i]) for i, _ in prepared}
+    kinds = {(type(models[i]), _settings(models[i])) for i, _ in prepared}
     same_budget = len({p[2] for _, p in prepared}) == 1
     if len(prepared) > 1 and same_budget and len(kinds) == 1 and models[prepared[0][0]].batchable:
         trainers = [p[0] for _, p in prepared]
+        first = models[prepared[0][0]]
+        draw = getattr(first, "_draw", None)  # the loss's noise, drawn per cell outside vmap
         try:
             results = train_batched(trainers, [p[1] for _, p in prepared], prepared[0][1][2],
-                                    [p[3] for _, p in prepared], models[prepared[0][0]]._loss,
-                                    [p[4] for _, p in prepared])
+                                    [p[3] for _, p in prepared],
+                                    first._loss if draw is None else first._loss_given,
+                                    [p[4] for _, p in prepared], draw=draw)
         except NotBatchable:
             results = None
         if results is not None:
@@ -483,3 +512,9 @@ def fit_batched(
         except DivergedError as err:
             errors[i] = err
     return errors
+
+
+def _settings(model: NeuralModel) -> str:
+    """A model's constructor arguments (its attributes without a trailing ``_``): models batch
+    together only when they agree, so that one loss (the first model's) is every cell's."""
+    return repr(sorted((k, v) for k, v in vars(model).items() if not k.endswith("_")))

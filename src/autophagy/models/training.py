@@ -55,6 +55,11 @@ class TrainConfig:
         mixed_precision: on CUDA, run the loss (and sampling, see :meth:`Trainer.autocast`) under
             bfloat16 autocast; weights, optimizer and EMA stay float32. Ignored on CPU.
         max_loss: a loss whose absolute value exceeds this counts as diverged.
+        restart_warmup: count the warm-up from the start of each :meth:`Trainer.train` call (each
+            generation) instead of from the last reset: EDM's transfer learning restarts its
+            learning-rate ramp at every fine-tuning run.
+        reset_ema: restart the EMA from the current weights at each :meth:`Trainer.train` call
+            (EDM re-initialises its EMA for every fine-tuning run); off: the EMA carries over.
     """
 
     lr: float = 1e-3
@@ -66,6 +71,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] | str = "auto"
     mixed_precision: bool = True
     max_loss: float = 1e6
+    restart_warmup: bool = False
+    reset_ema: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -196,6 +203,7 @@ class Trainer:
         self.ema_module: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0
+        self.fit_start = 0
 
     # ------------------------------------------------------------------ setup
     @property
@@ -244,15 +252,25 @@ class Trainer:
         self.optimizer = self._make_optimizer(self.module)
         self.ema_module = self._make_ema(self.module) if self.config.ema > 0 else None
         self.step = 0
+        self.fit_start = 0
 
     # --------------------------------------------------------------- training
     def lr_at(self, step: int) -> float:
-        """Learning rate of step ``step`` (0-based since the last reset): linear warm-up."""
+        """Learning rate of step ``step`` (0-based since the last reset): linear warm-up, counted
+        from the reset or, with ``restart_warmup``, from the start of the current fit."""
         warmup = int(self.config.warmup)
         if warmup <= 0:
             return float(self.config.lr)
-        seen = (step + 1) * int(self.config.batch_size)
+        since = step - (self.fit_start if self.config.restart_warmup else 0)
+        seen = (since + 1) * int(self.config.batch_size)
         return float(self.config.lr) * min(1.0, seen / warmup)
+
+    def begin_fit(self) -> None:
+        """Mark the start of a fit (a generation): where a restarted warm-up counts from, and
+        where ``reset_ema`` restarts the EMA."""
+        self.fit_start = self.step
+        if self.config.reset_ema and self.config.ema > 0 and self.module is not None:
+            self.ema_module = self._make_ema(self.module)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -291,6 +309,7 @@ class Trainer:
         if self.module is None or self.optimizer is None:
             self.reset(generator)
         assert self.module is not None and self.optimizer is not None
+        self.begin_fit()
         cfg = self.config
         data = torch.as_tensor(data, dtype=torch.float32, device=self.device)
         n = int(data.shape[0])
