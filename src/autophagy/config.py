@@ -57,6 +57,16 @@ class ModelConfig(_Section):
     """Training samples seen per generation >= 1 (neural families; EM iterations for gmm)."""
     initial_budget: StrictWhole | None = Field(None, ge=1)
     """Budget of generation 0 (defaults to the model's own)."""
+    init_checkpoint: str | None = None
+    """Pretrained generation 0 (the neural families' ``init_checkpoint`` option, here for the
+    paper's recipe: an EDM pickle, a torchcfm checkpoint, a diffusers folder or a state dict)."""
+
+    @model_validator(mode="after")
+    def _checkpoint_into_options(self) -> ModelConfig:
+        if self.init_checkpoint is not None:
+            self.options = {**self.options, "init_checkpoint": self.init_checkpoint}
+            self.init_checkpoint = None
+        return self
 
 
 DEFAULT_POLICIES: dict[str, dict[str, Any]] = {"mixed": {"lambda": [0.0, 0.5, 1.0]},
