@@ -1,13 +1,17 @@
 """Time per cell of the default job's cells trained one after another and as one batch.
 
-The cells are those of ``toy-flow`` (NSF, 500 points of 8 gaussians, lambda in {0, 0.5, 1} and
-fully synthetic): 4 cells, and the same grid over 3 seeds (12 cells). Each is run through the
-loop (:func:`autophagy.loop.run_cells`) for a few generations with the preset's budgets, once
-cell by cell (as ``run.batch: 1`` does inside a worker) and once in lockstep, fits batched
-(``run.batch`` = every cell), in the same process with the same torch threads. The batched
-cells are checked to give the same metrics as the sequential ones.
+One row per neural family on points, at its preset's sizes: ``nsf`` (``toy-flow``: 500 points
+of 8 gaussians), ``cfm`` and ``otcfm`` (``toy-otcfm``, two moons), ``ddpm`` (``toy-ddpm``) and
+``edm`` (``toy-ddpm``'s MLP, batch size, lr and EMA). The cells are a preset's default job
+(lambda in {0, 0.5, 1} and fully synthetic: 4 cells), or that grid over ``--seeds`` seeds. Each
+is run through the loop (:func:`autophagy.loop.run_cells`) for a few generations with the
+preset's budgets, once cell by cell (as ``run.batch: 1`` does inside a worker) and once in
+lockstep, fits batched (``run.batch`` = every cell), in the same process with the same torch
+threads; sampling and metrics are in both times, so the speed-up of the training steps alone
+is higher. The batched cells are checked to give the same metrics as the sequential ones.
 
-    python benchmarks/batched_cells.py [--generations 2] [--threads 1]
+    python benchmarks/batched_cells.py [--families nsf cfm otcfm ddpm edm] [--seeds 1]
+                                       [--generations 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ from autophagy.config import load_config
 from autophagy.experiment import build_config_model, build_dataset, expand_grid, loop_settings
 from autophagy.loop import CellRun, EvalSettings, run_cells
 
+MLP = "{hidden_features: [64, 64, 64], batch_size: 256, lr: 0.002, ema: 0.99, device: cpu}"
+FAMILIES = {  # family: (preset, overrides)
+    "nsf": ("toy-flow", []),
+    "cfm": ("toy-otcfm", ["model.name=cfm"]),
+    "otcfm": ("toy-otcfm", []),
+    "ddpm": ("toy-ddpm", []),
+    "edm": ("toy-ddpm", ["model.name=edm", f"model.options={MLP}"]),
+}
+
 
 def make_runs(config):
     runs = []
+    metrics = ("nll",) if config.model.name in ("nsf", "maf") else ("w2",)
     for spec in expand_grid(config):
         runs.append(CellRun(build_config_model(config), build_dataset(config, spec.seed),
                             spec.policy, loop_settings(config, spec.seed),
-                            EvalSettings(metrics=("nll",), n_samples=500)))
+                            EvalSettings(metrics=metrics, n_samples=500)))
     return runs
 
 
@@ -43,23 +57,28 @@ def timed(config, batched: bool) -> tuple[float, list[pd.DataFrame]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    parser.add_argument("--seeds", type=int, default=1, help="1: the default job's 4 cells")
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    table = Table(title=f"toy-flow cells, gen 0 + {args.generations} generations, "
-                        f"{args.threads} torch thread(s)", title_justify="left")
-    for col in ("grid", "cells", "one after another (s/cell)", "batched (s/cell)", "speed-up",
-                "same metrics"):
+    table = Table(title=f"default job's cells x {args.seeds} seed(s), gen 0 + "
+                        f"{args.generations} generations, {args.threads} torch thread(s)",
+                  title_justify="left")
+    for col in ("family", "preset", "cells", "one after another (s/cell)", "batched (s/cell)",
+                "speed-up", "same metrics"):
         table.add_column(col, justify="right")
-    for label, seeds in (("default job", [0]), ("3 seeds", [0, 1, 2])):
-        config = load_config(preset="toy-flow", overrides=[
-            f"loop.generations={args.generations}", f"seed={seeds}"])
+    for family in args.families:
+        preset, overrides = FAMILIES[family]
+        config = load_config(preset=preset, overrides=[
+            *overrides, f"loop.generations={args.generations}",
+            f"seed={list(range(args.seeds))}"])
         n = len(expand_grid(config))
         alone, a = timed(config, batched=False)
         together, b = timed(config, batched=True)
         same = all(x.equals(y) for x, y in zip(a, b, strict=True))
-        table.add_row(label, str(n), f"{alone / n:.2f}", f"{together / n:.2f}",
+        table.add_row(family, preset, str(n), f"{alone / n:.2f}", f"{together / n:.2f}",
                       f"{alone / together:.2f}x", "yes" if same else "NO")
     Console().print(table)
 

@@ -15,6 +15,8 @@ from autophagy.cli import app
 from autophagy.data import load_dataset
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
 from autophagy.models.base import DivergedError
+from autophagy.models.diffusion import DDPM, EDM
+from autophagy.models.flow_matching import FlowMatching
 from autophagy.models.flows import NormalizingFlow
 from autophagy.models.neural import fit_batched
 from autophagy.policies import parse_policy
@@ -69,6 +71,62 @@ def test_a_batch_trains_every_model_to_the_bits_it_gets_alone(flow):
         assert torch.equal(_flat(a), _flat(b))
     for rng_a, rng_b in zip([np.random.default_rng(s) for s in range(3)], rngs, strict=True):
         assert rng_a.bit_generator.state != rng_b.bit_generator.state  # the batch drew from each
+
+
+NETWORK = dict(hidden_features=(16, 16), time_features=8, batch_size=64, lr=0.003,
+               device="cpu", initial_budget=64 * 12, budget=64 * 4, grad_clip=0.5, ema=0.9,
+               weight_decay=0.01)
+FAMILIES = {
+    "cfm": lambda: FlowMatching("independent", sigma=0.1, **NETWORK),
+    "otcfm": lambda: FlowMatching("ot", **NETWORK),
+    "ddpm": lambda: DDPM(timesteps=100, **NETWORK),
+    "edm": lambda: EDM(**NETWORK),
+}
+
+
+def _alone_and_batched(makers):
+    """Models trained cold then warm, each alone and all as one batch."""
+    datas = [load_dataset("moons", n_train=n, seed=s).train for s, n in [(0, 200), (1, 300),
+                                                                          (2, 250)]]
+    alone = [make() for make in makers]
+    for s, (model, data) in enumerate(zip(alone, datas, strict=True)):
+        rng = np.random.default_rng(s)
+        model.fit(data, rng=rng)
+        model.fit(data[:150], warm_start=True, rng=rng)
+    batch = [make() for make in makers]
+    rngs = [np.random.default_rng(s) for s in range(len(makers))]
+    assert fit_batched(batch, datas, warm_start=False, budgets=[None] * 3, rngs=rngs) == [None] * 3
+    warm = [d[:150] for d in datas]
+    assert fit_batched(batch, warm, warm_start=True, budgets=[None] * 3, rngs=rngs) == [None] * 3
+    return alone, batch
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_batch_trains_every_noise_drawing_model_to_the_bits_it_gets_alone(family):
+    # the loss's noise (and OT-CFM's pairing) is drawn per cell outside vmap, in the order the
+    # model's own loss draws it; exact because the MLP's SiLU differentiates with the fused
+    # kernel under torch.func too (networks.SiLU), as autograd does alone
+    assert FAMILIES[family]().batchable
+    alone, batch = _alone_and_batched([FAMILIES[family]] * 3)
+    for a, b in zip(alone, batch, strict=True):
+        assert torch.equal(_flat(a), _flat(b))
+        np.testing.assert_array_equal(a.last_train_.losses, b.last_train_.losses)
+
+
+def test_models_of_one_class_with_other_settings_train_alone():
+    # cfm and otcfm are one class; one loss for both would pair cfm's batches by OT
+    makers = [FAMILIES["cfm"], FAMILIES["otcfm"], FAMILIES["cfm"]]
+    alone, batch = _alone_and_batched(makers)
+    for a, b in zip(alone, batch, strict=True):
+        assert torch.equal(_flat(a), _flat(b))
+
+
+def test_image_networks_are_not_batched():
+    # vmap runs over diffusers' UNet2DModel, but slower than one cell after another on CPU and
+    # not to the bits (grouped convolutions, GroupNorm): images train alone
+    for model in (DDPM(network="unet", device="cpu"), EDM(network="songunet", device="cpu"),
+                  FlowMatching(network=lambda shape: torch.nn.Identity(), device="cpu")):
+        assert not model.batchable
 
 
 def test_a_diverging_model_stops_alone_and_the_others_are_unchanged():

@@ -74,7 +74,7 @@ def check_batchable(trainers: Sequence[Trainer], datas: Sequence[torch.Tensor]) 
     """The common batch size of these trainings, or :class:`NotBatchable`."""
     configs = [t.config for t in trainers]
     for field in ("lr", "batch_size", "warmup", "grad_clip", "ema", "weight_decay", "max_loss",
-                  "restart_warmup", "reset_ema"):
+                  "restart_warmup", "reset_ema", "reset_optimizer"):
         _same([getattr(c, field) for c in configs], field)
     _same([t.step for t in trainers], "step count")
     _same([str(t.device) for t in trainers], "device")

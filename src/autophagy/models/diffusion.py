@@ -284,11 +284,19 @@ class DDPM(NetworkModel):
         check_diffusers_schedule(path, self.betas_)
         return super()._pretrained_module(path, shape)
 
-    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+    def _draw(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss's randomness for one minibatch: steps t and noise eps (outside any vmap)."""
         T = int(self.timesteps)
         t = torch.randint(0, T, (len(batch),), generator=generator).to(batch.device)
-        eps = randn(tuple(batch.shape), generator, batch.device)
-        return ddpm_loss(module, batch, t, eps, torch.cumprod(1 - self.betas_, 0))
+        return {"t": t, "eps": randn(tuple(batch.shape), generator, batch.device)}
+
+    def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """:func:`ddpm_loss` of one minibatch given its draws: a pure function (vmapped)."""
+        return ddpm_loss(module, batch, drawn["t"], drawn["eps"],
+                         torch.cumprod(1 - self.betas_, 0))
+
+    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        return self._loss_given(module, batch, self._draw(batch, generator))
 
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
@@ -360,11 +368,19 @@ class EDM(NetworkModel):
         return load_songunet(path, shape, sigma_data=float(self.sigma_data),
                              options=self.network_options)
 
-    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+    def _draw(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss's randomness for one minibatch: the normal z of the noise levels and the
+        noise eps (outside any vmap)."""
         z = randn((len(batch),), generator, batch.device)
-        eps = randn(tuple(batch.shape), generator, batch.device)
-        return edm_loss(module, batch, z, eps, sigma_data=float(self.sigma_data),
+        return {"z": z, "eps": randn(tuple(batch.shape), generator, batch.device)}
+
+    def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """:func:`edm_loss` of one minibatch given its draws: a pure function (vmapped)."""
+        return edm_loss(module, batch, drawn["z"], drawn["eps"], sigma_data=float(self.sigma_data),
                         p_mean=float(self.p_mean), p_std=float(self.p_std))
+
+    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        return self._loss_given(module, batch, self._draw(batch, generator))
 
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float

@@ -170,14 +170,26 @@ class FlowMatching(NetworkModel):
         if int(self.steps) < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps!r}")
 
-    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+    def _draw(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss's randomness for one minibatch: noise x0, times t, path noise eps and, for
+        OT, the pairing ``index`` (POT runs in numpy, so outside any vmap)."""
         n = len(batch)
         x0 = randn(tuple(batch.shape), generator, batch.device)
         t = torch.rand(n, generator=generator).to(batch.device)
         eps = (randn(tuple(batch.shape), generator, batch.device) if self.sigma > 0
                else torch.zeros_like(x0))
-        x0, x1 = couple(x0, batch, self.coupling)
-        return cfm_loss(module, x0, x1, t, eps, float(self.sigma))
+        drawn = {"x0": x0, "t": t, "eps": eps}
+        if self.coupling == "ot":
+            drawn["index"] = ot_permutation(x0, batch)
+        return drawn
+
+    def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """:func:`cfm_loss` of one minibatch given its draws: a pure function (vmapped)."""
+        x1 = batch[drawn["index"]] if "index" in drawn else batch
+        return cfm_loss(module, drawn["x0"], x1, drawn["t"], drawn["eps"], float(self.sigma))
+
+    def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        return self._loss_given(module, batch, self._draw(batch, generator))
 
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float

@@ -58,8 +58,36 @@ class SinusoidalEmbedding(nn.Module):
         return torch.cat([angles.cos(), angles.sin(), c[:, None]], dim=1)
 
 
+class _SiLUFunction(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad, x)
+
+
+class SiLU(nn.Module):
+    """``nn.SiLU`` whose derivative is the fused ``silu_backward`` kernel under ``torch.func``
+    too: ``torch.func.grad`` otherwise differentiates SiLU through its decomposition, which
+    rounds differently (about 1 ulp), and cells trained as one vmapped batch
+    (:mod:`autophagy.models.batched`) would not get the bits they get alone. Autograd's own
+    backward is that same kernel, so training alone is unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SiLUFunction.apply(x)
+
+
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "silu": nn.SiLU,
+    "silu": SiLU,
     "relu": nn.ReLU,
     "gelu": nn.GELU,
     "elu": nn.ELU,
@@ -117,6 +145,9 @@ class MLP(nn.Module):
 NETWORKS: dict[str, NetworkBuilder] = {
     "mlp": MLP, "unet": UNet, "songunet": SongUNet, "openai_unet": OpenAIUNet}
 """Network builders by name: ``builder(shape, **options) -> nn.Module`` called as ``net(x, c)``."""
+BATCHABLE = ("mlp",)
+"""Networks that ``torch.func.vmap`` maps over, so cells with them train as one batch
+(:mod:`autophagy.models.batched`)."""
 
 
 def check_network(network: str | NetworkBuilder, options: Mapping[str, Any] | None) -> None:

@@ -139,9 +139,9 @@ class NeuralModel:
             ``budget`` given to ``fit`` (the config's ``model.initial_budget``), else 0 samples.
         sample_batch_size: samples drawn per network batch (bounds memory, not the result's
             size).
-        restart_warmup, reset_ema: restart the warm-up ramp / the EMA at every fit, as EDM's
-            transfer learning does for each fine-tuning run (see
-            :class:`~autophagy.models.training.TrainConfig`).
+        restart_warmup, reset_ema, reset_optimizer: restart the warm-up ramp / the EMA / the
+            AdamW moments at every fit, as EDM's transfer learning does for each fine-tuning run
+            (see :class:`~autophagy.models.training.TrainConfig`).
         budget_epochs: fine-tune for this many epochs of each generation's training set instead
             of a fixed ``budget`` (the paper's DDPM: one epoch of the mixed set, so lambda = 1
             trains twice as long as lambda = 0); a budget given to ``fit`` still wins.
@@ -171,6 +171,7 @@ class NeuralModel:
         sample_batch_size: int = 4096,
         restart_warmup: bool = False,
         reset_ema: bool = False,
+        reset_optimizer: bool = False,
         budget_epochs: float | None = None,
     ):
         self.lr = lr
@@ -188,6 +189,7 @@ class NeuralModel:
         self.sample_batch_size = sample_batch_size
         self.restart_warmup = restart_warmup
         self.reset_ema = reset_ema
+        self.reset_optimizer = reset_optimizer
         self.budget_epochs = budget_epochs
         if budget_epochs is not None and not float(budget_epochs) > 0:
             raise ArgumentError("budget_epochs", f"must be a number > 0, got {budget_epochs!r}")
