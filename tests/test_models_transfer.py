@@ -74,3 +74,17 @@ def test_metrics_can_compare_with_the_training_set():
                                **common)
     # the Gaussian fitted to the training set is closer, in Frechet distance, to that set
     assert train.value.iloc[0] < test.value.iloc[0]
+
+
+def test_reset_optimizer_gives_each_fit_fresh_adam_moments():
+    loss = lambda m, x, g: (m(x) - 1).pow(2).mean()  # noqa: E731
+    for reset in (True, False):
+        trainer = _trainer(reset_optimizer=reset)
+        g = torch.Generator().manual_seed(1)
+        trainer.train(torch.randn(40, 2), 100, g, loss)
+        moments = [s["exp_avg"].clone() for s in trainer.optimizer.state.values()]
+        trainer.begin_fit()
+        assert (len(trainer.optimizer.state) == 0) == reset
+        trainer.train(torch.randn(40, 2), 10, g, loss)  # one step: step 1 again when reset
+        steps = [float(s["step"]) for s in trainer.optimizer.state.values()]
+        assert steps == ([1.0, 1.0] if reset else [11.0, 11.0]) and len(moments) == 2

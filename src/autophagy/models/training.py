@@ -60,6 +60,8 @@ class TrainConfig:
             learning-rate ramp at every fine-tuning run.
         reset_ema: restart the EMA from the current weights at each :meth:`Trainer.train` call
             (EDM re-initialises its EMA for every fine-tuning run); off: the EMA carries over.
+        reset_optimizer: fresh AdamW moments at each :meth:`Trainer.train` call (EDM builds a
+            new optimizer for every fine-tuning run); off: the moments carry over.
     """
 
     lr: float = 1e-3
@@ -73,6 +75,7 @@ class TrainConfig:
     max_loss: float = 1e6
     restart_warmup: bool = False
     reset_ema: bool = False
+    reset_optimizer: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -267,10 +270,12 @@ class Trainer:
 
     def begin_fit(self) -> None:
         """Mark the start of a fit (a generation): where a restarted warm-up counts from, and
-        where ``reset_ema`` restarts the EMA."""
+        where ``reset_ema`` / ``reset_optimizer`` restart the EMA / the AdamW moments."""
         self.fit_start = self.step
         if self.config.reset_ema and self.config.ema > 0 and self.module is not None:
             self.ema_module = self._make_ema(self.module)
+        if self.config.reset_optimizer and self.module is not None:
+            self.optimizer = self._make_optimizer(self.module)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
