@@ -53,3 +53,28 @@ def test_bad_guidance_or_family_fails_with_a_message():
         SelfGuided(tiny("ddpm"), guidance=-1)
     with pytest.raises(ValueError, match="diffusion or flow-matching model"):
         SelfGuided(GaussianMLE(), guidance=1)
+
+
+def test_loop_self_guidance_runs_from_the_cli_and_is_refused_where_it_cannot_apply(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    import autophagy
+    from autophagy.cli import app
+
+    common = ["--preset", "toy-sims", "--set", "seed=[0]", "--set", "loop.generations=1",
+              "--set", "model.initial_budget=2560", "--set", "model.budget=1280",
+              "--set", "model.options.steps=5", "--set", "eval.n_samples=200",
+              "--set", "run.executor=inline", "-q", "--out", str(tmp_path / "sims")]
+    result = CliRunner().invoke(app, ["run", *common])
+    assert result.exit_code == 0, result.output
+    df = autophagy.load_results(tmp_path / "sims")
+    w2 = df[df.metric == "w2"].pivot(index="generation", columns="loop.self_guidance",
+                                     values="value")
+    assert list(w2.columns) == [0.0, 1.5]
+    assert not w2[0.0].equals(w2[1.5])  # guidance changes what the model samples
+    refused = CliRunner().invoke(app, ["run", "--preset", "toy-gmm", "--set",
+                                       "loop.self_guidance=1", "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 2
+    assert "loop.self_guidance: self-guidance needs a diffusion or flow-matching" in refused.output
+    assert isinstance(w2, pd.DataFrame) and not (tmp_path / "no").exists()

@@ -91,6 +91,10 @@ class LoopConfig(_Section):
     warm_start: bool = True
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature of the synthetic training data (MAD's sampling-bias knob)."""
+    self_guidance: float = Field(0.0, ge=0)
+    """SIMS self-guidance weight w (Alemohammad et al. 2024; diffusion and flow-matching
+    families): each generation fine-tunes an auxiliary copy on the model's own samples and samples
+    with (1 + w) f_base - w f_aux; 0 = off."""
 
     @model_validator(mode="before")
     @classmethod

@@ -144,7 +144,14 @@ def build_dataset(config: Config, seed: int) -> Dataset:
 
 
 def build_config_model(config: Config) -> Any:
-    return build_model(config.model.name, config.model.options)
+    """The config's model, wrapped in SIMS self-guidance when ``loop.self_guidance`` > 0."""
+    model = build_model(config.model.name, config.model.options)
+    if config.loop.self_guidance > 0:
+        from autophagy.models.self_guidance import SelfGuided
+
+        with config_field("loop.self_guidance"):
+            model = SelfGuided(model, guidance=config.loop.self_guidance)
+    return model
 
 
 def check_config(config: Config) -> None:
