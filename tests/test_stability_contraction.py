@@ -152,3 +152,17 @@ def test_gaussian_constants_well_and_mis_specified():
     h = 1e-6
     jac = np.stack([(grad(far + h * e) - grad(far - h * e)) / (2 * h) for e in np.eye(2)], 1)
     assert np.linalg.norm(jac, 2) == pytest.approx(cm.L, rel=1e-5)
+
+
+def test_one_seed_of_a_drifting_squared_distance_is_not_called_noise():
+    """With one seed there is no spread over seeds to call a distance noise: a squared distance
+    that keeps growing (a random walk away from generation 0) must come out unstable."""
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.normal(size=(1, 13, 2)), axis=1)
+    walk[:, 0] = 0.0
+    distance = (walk**2).sum(-1)  # squared distance to generation 0
+    step = np.zeros_like(distance)
+    step[:, 1:] = (np.diff(walk, axis=1) ** 2).sum(-1)
+    estimate = estimate_contraction(distance, step, squared=True)
+    assert not estimate.noise_floor
+    assert estimate.verdict != "stable"

@@ -185,9 +185,10 @@ def estimate_contraction(
     else:
         rho, se = _jackknife(num.ravel(), den.ravel())
     noise_floor = False
-    if squared and step is not None:  # unbiased squared distances: is anything above noise?
+    if squared and step is not None and seeds > 1:  # unbiased squared distances: above noise?
+        # (one seed has no spread to compare with: its rho is judged like any other)
         per_seed = den.sum(1)
-        spread = per_seed.std(ddof=1) / math.sqrt(seeds) if seeds > 1 else math.inf
+        spread = per_seed.std(ddof=1) / math.sqrt(seeds)
         noise_floor = bool(per_seed.mean() <= z * spread)
         if noise_floor:
             rho, se = math.nan, math.nan
