@@ -159,9 +159,7 @@ def check_config(config: Config) -> None:
     the dataset loads, the model builds, the policies fit the data, the metrics exist. Library
     errors are named here by the config field they come from (the one place that maps them)."""
     cells = expand_grid(config)
-    for swept in sweep_combinations(config):
-        with config_field("sweep" if swept else "data"):
-            cfg = CellSpec(cells[0].policy, cells[0].seed, swept).config(config)
+    for cfg in cell_configs(config):  # each combination of swept values, checked on its own
         with config_field("data"):
             dataset = build_dataset(cfg, cells[0].seed)
         with config_field("model"):
