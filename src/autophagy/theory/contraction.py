@@ -128,12 +128,14 @@ def _jackknife(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     est = total_n / total_d
     k = len(num)
-    if k < 2:
+    if k < 3:  # too few units for an interval: the estimate stands alone (inconclusive)
         return est, math.nan
     leave = []
     for i in range(k):
         d = total_d - den[i]
-        leave.append((total_n - num[i]) / d if d > 0 else est)
+        if d <= 0:  # leaving this unit out leaves nothing to divide by: no interval
+            return est, math.nan
+        leave.append((total_n - num[i]) / d)
     leave = np.asarray(leave)
     return est, float(np.sqrt((k - 1) / k * np.sum((leave - leave.mean()) ** 2)))
 
