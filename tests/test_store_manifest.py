@@ -166,7 +166,9 @@ def test_a_foreign_checkpoint_is_never_loaded(run, tiny_run, caplog):
     with caplog.at_level(logging.WARNING, logger="autophagy.store"):
         result = runner.invoke(app, ["resume", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert any("gen_0003.safetensors: corrupted" in r.getMessage() for r in caplog.records)
+    # "corrupted", or "truncated" when the other cell's checkpoint happens to be shorter
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "autophagy.store"]
+    assert "gen_0003.safetensors: " in warning and "goes back to generation 2" in warning
     pd.testing.assert_frame_equal(metrics(tiny_run), metrics(run))
 
 
