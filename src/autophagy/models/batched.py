@@ -20,6 +20,16 @@ from each cell's own generator outside vmap, in the order the unbatched loss dra
 ``loss_given(module, batch, drawn)`` that vmap maps over (parameters, batch, draws). The family's
 unbatched loss is ``loss_given(module, batch, draw(batch, generator))``, so the two paths cannot
 drift apart (flow matching, DDPM and EDM with the MLP).
+
+Stacked modules, no vmap (the flows): where every parameter of a network lives in a linear layer
+and the network is written for any leading batch dimensions (zuko's flows are), the K networks
+become one (:func:`stack_linear`: each ``nn.Linear`` replaced by a :class:`StackedLinear` holding
+the K weights) that takes inputs of shape (K, n, ...) directly, and a family's
+``loss_stacked(module, batch, drawn)`` returns the K losses. That is the same operations as one
+network on K times the data, so the step costs little more than one cell's (vmap re-dispatches
+every operation through its batching rules, which costs more than the operation on small
+networks). On CPU its numbers are the bits of the cell trained alone too (``baddbmm`` computes
+each matrix of the batch as ``addmm`` computes it alone), which the tests check.
 """
 
 from __future__ import annotations
@@ -89,6 +99,86 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([t.detach() for t in tensors])
 
 
+StackedLoss = Callable[[nn.Module, torch.Tensor, dict[str, torch.Tensor] | None], torch.Tensor]
+
+
+class _StackedLinearFunction(torch.autograd.Function):
+    """``baddbmm(bias, x, weight^T)`` whose backward takes each cell's gradients with the
+    products ``F.linear``'s backward takes alone (weight: ``grad^T x``, as ``mm_mat2_backward``
+    does for a transposed weight; input: ``grad weight``), where bmm's own backward would take
+    ``(x^T grad)^T``: the same numbers up to rounding, and here the same bits."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_w = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(dim=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class StackedLinear(nn.Module):
+    """K linear layers as one, applied to K stacked inputs of shape (K, n, in) by one
+    ``baddbmm``: ``nn.Linear`` or zuko's ``MaskedLinear``, whose mask (the same in every cell:
+    the flows' variable order is fixed) it keeps. Parameters keep the layer's names, with the
+    cell as their first dimension."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(_stack([layer.weight for layer in layers]))
+        bias = layers[0].bias
+        self.bias = None if bias is None else nn.Parameter(_stack([la.bias for la in layers]))
+        mask = getattr(layers[0], "mask", None)
+        self.register_buffer("mask", None if mask is None else mask.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight if self.mask is None else self.mask * self.weight
+        return _StackedLinearFunction.apply(x, weight, self.bias)
+
+
+def _plain_linear(module: nn.Module) -> bool:
+    """A linear layer whose forward is ``nn.Linear``'s or zuko's masked one, nothing else."""
+    from zuko.nn import MaskedLinear
+
+    return type(module) is nn.Linear or type(module) is MaskedLinear
+
+
+def stack_linear(modules: Sequence[nn.Module]) -> nn.Module | None:
+    """One module standing for all of ``modules`` (same architecture): a copy of the first
+    with every linear layer a :class:`StackedLinear` of theirs. ``None`` when it cannot stand
+    for them: a parameter outside a linear layer, another kind of linear layer, or buffers
+    that differ between the modules (a mask, an order)."""
+    buffers = [dict(m.named_buffers()) for m in modules]
+    if any(b.keys() != buffers[0].keys() or any(not torch.equal(v, buffers[0][k])
+                                                for k, v in b.items()) for b in buffers[1:]):
+        return None
+    stacked = copy.deepcopy(modules[0])
+    layers = [dict(m.named_modules()) for m in modules]
+    for name, parent in list(stacked.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear):
+                if not _plain_linear(child):
+                    return None
+                path = f"{name}.{child_name}" if name else child_name
+                setattr(parent, child_name, StackedLinear([own[path] for own in layers]))
+    if any(not isinstance(m, StackedLinear) and any(True for _ in m.parameters(recurse=False))
+           for m in stacked.modules()):
+        return None
+    return stacked
+
+
 def train_batched(
     trainers: Sequence[Trainer],
     datas: Sequence[torch.Tensor],
@@ -97,12 +187,15 @@ def train_batched(
     loss_fn: LossFn,
     progress: Sequence[Progress | None] | None = None,
     draw: Draw | None = None,
+    loss_stacked: StackedLoss | None = None,
 ) -> list[TrainResult | DivergedError]:
-    """Train every trainer on its data for ``budget`` samples seen, as one vmapped batch.
+    """Train every trainer on its data for ``budget`` samples seen, as one batch.
 
     With ``draw``, ``loss_fn`` is the pure ``loss_fn(module, batch, drawn)`` and each step first
     calls ``draw(batch, generator)`` per cell, on its own minibatch and generator; without it,
-    ``loss_fn(module, batch, None)`` must draw nothing.
+    ``loss_fn(module, batch, None)`` must draw nothing. With ``loss_stacked`` (the K losses of
+    a :func:`stack_linear` module on (K, n, ...) batches), the modules are stacked where
+    :func:`stack_linear` can and vmap is not used; elsewhere ``loss_fn`` is vmapped.
 
     Returns, per trainer, its :class:`TrainResult` or the :class:`DivergedError` that stopped it
     (the others go on). Trainers without a module are reset from their generator first, as
@@ -121,9 +214,16 @@ def train_batched(
     t0 = time.perf_counter()
     modules = [t.module for t in trainers]
     names = [n for n, p in modules[0].named_parameters() if p.requires_grad]
-    params = {n: _stack([dict(m.named_parameters())[n] for m in modules]) for n in names}
-    buffers = {n: _stack([dict(m.named_buffers())[n] for m in modules])
-               for n, _ in modules[0].named_buffers()}
+    stacked = stack_linear(modules) if loss_stacked is not None else None
+    if stacked is not None:
+        own = dict(stacked.named_parameters())
+        assert list(own) == names, "stack_linear keeps the parameters' names and order"
+        params = {n: own[n].requires_grad_(True) for n in names}
+        buffers: dict[str, torch.Tensor] = {}
+    else:
+        params = {n: _stack([dict(m.named_parameters())[n] for m in modules]) for n in names}
+        buffers = {n: _stack([dict(m.named_buffers())[n] for m in modules])
+                   for n, _ in modules[0].named_buffers()}
     moments = _adam_moments(trainers, names)
     ema = ({n: _stack([dict(t.ema_module.named_parameters())[n] for t in trainers])
             for n in names} if cfg.ema > 0 and all(t.ema_module is not None for t in trainers)
@@ -135,7 +235,13 @@ def train_batched(
         state = {f"inner.{n}": v for n, v in {**p, **b}.items()}
         return functional_call(template, state, (x, drawn))
 
-    step = vmap(grad_and_value(loss), in_dims=(0, 0, 0, 0), randomness="error")
+    def step_stacked(p, b, x, drawn):
+        values = loss_stacked(stacked, x, drawn if draw is not None else None).float()
+        grads = torch.autograd.grad(values.sum(), [p[n] for n in names])
+        return dict(zip(names, grads, strict=True)), values
+
+    step = (step_stacked if stacked is not None
+            else vmap(grad_and_value(loss), in_dims=(0, 0, 0, 0), randomness="error"))
     orders = [MinibatchOrder(len(d), bs, g, t.device)
               for d, g, t in zip(datas, generators, trainers, strict=True)]
     losses = np.zeros((k, total))
@@ -145,6 +251,8 @@ def train_batched(
     clip = float(cfg.grad_clip) if cfg.grad_clip else 0.0
     every = max(1, total // 20)
     template.train()
+    if stacked is not None:
+        stacked.train()
     for i in range(total):
         rows = [d[o.next()] for d, o in zip(datas, orders, strict=True)]
         draws = ([draw(r, g) for r, g in zip(rows, generators, strict=True)] if draw is not None
@@ -162,9 +270,11 @@ def train_batched(
                     step=first.step, loss=float(value))
         losses[:, i] = values
         if clip > 0:
-            norms = torch.stack([torch.stack([torch.linalg.vector_norm(grads[n][j]) for n in names])
-                                 for j in range(k)])
-            total_norm = torch.linalg.vector_norm(norms, dim=1)
+            # each cell's norm as clip_grad_norm_ takes it on CPU: one norm per parameter (the
+            # kernel of torch.linalg.vector_norm, looped in C++), then the norm of those
+            rows = [g.unbind(0) for g in (grads[n] for n in names)]
+            norms = torch.stack(torch._foreach_norm([r[j] for j in range(k) for r in rows]))
+            total_norm = torch.linalg.vector_norm(norms.view(k, len(names)), dim=1)
             for j in range(k):
                 if errors[j] is None and not torch.isfinite(total_norm[j]):
                     errors[j] = DivergedError(f"gradient norm is not finite at step {first.step}",
@@ -178,8 +288,8 @@ def train_batched(
             t.step += 1
         if ema is not None:
             with torch.no_grad():
-                for n in names:
-                    ema[n].lerp_(params[n], 1.0 - float(cfg.ema))
+                torch._foreach_lerp_([ema[n] for n in names], [params[n] for n in names],
+                                     1.0 - float(cfg.ema))
         for j, report in enumerate(progress or []):
             if report is not None and ((i + 1) % every == 0 or i + 1 == total):
                 report(i + 1, total, float(values[j]))
@@ -204,20 +314,26 @@ def _adam_moments(trainers: Sequence[Trainer], names: list[str]) -> dict[str, to
 
 @torch.no_grad()
 def _adamw_step(params, grads, moments, names, *, lr, beta1, beta2, eps, weight_decay, step):
-    """PyTorch's single-tensor AdamW, operation for operation, on the stacked tensors."""
+    """PyTorch's single-tensor AdamW, operation for operation, on the stacked tensors (the
+    ``_foreach`` forms loop the same per-tensor kernels in C++ on CPU, without Python's cost
+    per parameter)."""
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = lr / bias_correction1
     bias_correction2_sqrt = bias_correction2**0.5
-    for n in names:
-        param, grad = params[n], grads[n]
-        exp_avg, exp_avg_sq = moments[f"exp_avg:{n}"], moments[f"exp_avg_sq:{n}"]
-        if weight_decay != 0:
-            param.mul_(1 - lr * weight_decay)
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
+    param = [params[n] for n in names]
+    grad = [grads[n] for n in names]
+    exp_avg = [moments[f"exp_avg:{n}"] for n in names]
+    exp_avg_sq = [moments[f"exp_avg_sq:{n}"] for n in names]
+    if weight_decay != 0:
+        torch._foreach_mul_(param, 1 - lr * weight_decay)
+    torch._foreach_lerp_(exp_avg, grad, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grad, grad, value=1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_div_(denom, bias_correction2_sqrt)
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(param, exp_avg, denom, value=-step_size)
 
 
 @torch.no_grad()
@@ -232,7 +348,8 @@ def _write_back(trainers, params, buffers, moments, ema, names) -> None:
             state["exp_avg"] = moments[f"exp_avg:{n}"][j].clone()
             state["exp_avg_sq"] = moments[f"exp_avg_sq:{n}"][j].clone()
         for n, b in t.module.named_buffers():
-            b.copy_(buffers[n][j])
+            if n in buffers:  # a stacked module shares the cells' (equal) buffers
+                b.copy_(buffers[n][j])
         t.optimizer.param_groups[0]["lr"] = t.lr_at(t.step - 1)
         if ema is not None:
             own_ema = dict(t.ema_module.named_parameters())

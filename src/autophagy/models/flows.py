@@ -122,10 +122,17 @@ class NormalizingFlow(NeuralModel):
             self.flow, features, int(self.transforms), self.hidden_features, int(self.bins)
         )
 
-    batchable = True  # maximum likelihood draws no noise: cells train as one vmapped batch
+    batchable = True  # maximum likelihood draws no noise: cells train as one batch
 
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         return flow_nll(module, batch, generator)
+
+    @staticmethod
+    def _loss_stacked(module: nn.Module, batch: torch.Tensor, drawn: Any) -> torch.Tensor:
+        """The K cells' :func:`flow_nll` at once: ``module`` is K flows stacked
+        (:func:`~autophagy.models.batched.stack_linear`; zuko's flows take any leading batch
+        dimensions), ``batch`` has shape (K, n, ...)."""
+        return -module().log_prob(batch.flatten(2)).mean(dim=1)
 
     @property
     def features_(self) -> int:

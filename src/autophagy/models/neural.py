@@ -498,7 +498,8 @@ def fit_batched(
             results = train_batched(trainers, [p[1] for _, p in prepared], prepared[0][1][2],
                                     [p[3] for _, p in prepared],
                                     first._loss if draw is None else first._loss_given,
-                                    [p[4] for _, p in prepared], draw=draw)
+                                    [p[4] for _, p in prepared], draw=draw,
+                                    loss_stacked=getattr(first, "_loss_stacked", None))
         except NotBatchable:
             results = None
         if results is not None:
