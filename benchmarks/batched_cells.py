@@ -7,18 +7,24 @@ of 8 gaussians), ``cfm`` and ``otcfm`` (``toy-otcfm``, two moons), ``ddpm`` (``t
 is run through the loop (:func:`autophagy.loop.run_cells`) for a few generations with the
 preset's budgets, once cell by cell (as ``run.batch: 1`` does inside a worker) and once in
 lockstep, fits batched (``run.batch`` = every cell), in the same process with the same torch
-threads; sampling and metrics are in both times, so the speed-up of the training steps alone
-is higher. The batched cells are checked to give the same metrics as the sequential ones.
+threads; sampling and metrics are in both times. The "fits only" column times the training
+steps alone: one cold fit of each cell's real training set for the preset's per-generation
+budget, one after another against one :func:`~autophagy.models.neural.fit_batched`. The batched
+cells are checked to give the same metrics as the sequential ones. Timings on a shared machine
+wander by 10-30%: ``--repeats`` alternates the two ways that many times and keeps each one's
+fastest.
 
     python benchmarks/batched_cells.py [--families nsf cfm otcfm ddpm edm] [--seeds 1]
-                                       [--generations 2] [--threads 1]
+                                       [--generations 2] [--threads 1] [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
@@ -27,6 +33,7 @@ from rich.table import Table
 from autophagy.config import load_config
 from autophagy.experiment import build_config_model, build_dataset, expand_grid, loop_settings
 from autophagy.loop import CellRun, EvalSettings, run_cells
+from autophagy.models.neural import fit_batched
 
 MLP = "{hidden_features: [64, 64, 64], batch_size: 256, lr: 0.002, ema: 0.99, device: cpu}"
 FAMILIES = {  # family: (preset, overrides)
@@ -55,19 +62,39 @@ def timed(config, batched: bool) -> tuple[float, list[pd.DataFrame]]:
     return time.perf_counter() - start, [r.metrics for r in results]
 
 
+def timed_fits(config, batched: bool) -> float:
+    """Seconds for one cold fit per cell (the real training set, ``model.budget`` samples)."""
+    specs = expand_grid(config)
+    models = [build_config_model(config) for _ in specs]
+    datas = [build_dataset(config, spec.seed).train for spec in specs]
+    budget = int(config.model.budget)
+    rngs = [np.random.default_rng(spec.seed) for spec in specs]
+    start = time.perf_counter()
+    if batched:
+        errors = fit_batched(models, datas, warm_start=False, budgets=[budget] * len(specs),
+                             rngs=rngs)
+        assert not any(errors), errors
+    else:
+        for model, data, rng in zip(models, datas, rngs, strict=True):
+            model.fit(data, warm_start=False, budget=budget, rng=rng)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--seeds", type=int, default=1, help="1: the default job's 4 cells")
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate the two ways this many times, keep each one's fastest")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     table = Table(title=f"default job's cells x {args.seeds} seed(s), gen 0 + "
                         f"{args.generations} generations, {args.threads} torch thread(s)",
                   title_justify="left")
     for col in ("family", "preset", "cells", "one after another (s/cell)", "batched (s/cell)",
-                "speed-up", "same metrics"):
+                "speed-up", "fits only: speed-up", "same metrics"):
         table.add_column(col, justify="right")
     for family in args.families:
         preset, overrides = FAMILIES[family]
@@ -75,12 +102,20 @@ def main() -> None:
             *overrides, f"loop.generations={args.generations}",
             f"seed={list(range(args.seeds))}"])
         n = len(expand_grid(config))
-        alone, a = timed(config, batched=False)
-        together, b = timed(config, batched=True)
-        same = all(x.equals(y) for x, y in zip(a, b, strict=True))
+        alone = together = fit_alone = fit_together = float("inf")
+        same = True
+        for _ in range(args.repeats):
+            seconds, a = timed(config, batched=False)
+            alone = min(alone, seconds)
+            seconds, b = timed(config, batched=True)
+            together = min(together, seconds)
+            same = same and all(x.equals(y) for x, y in zip(a, b, strict=True))
+            fit_alone = min(fit_alone, timed_fits(config, batched=False))
+            fit_together = min(fit_together, timed_fits(config, batched=True))
         table.add_row(family, preset, str(n), f"{alone / n:.2f}", f"{together / n:.2f}",
-                      f"{alone / together:.2f}x", "yes" if same else "NO")
-    Console().print(table)
+                      f"{alone / together:.2f}x", f"{fit_alone / fit_together:.2f}x",
+                      "yes" if same else "NO")
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
 if __name__ == "__main__":

@@ -197,3 +197,45 @@ def test_run_batch_gives_the_numbers_of_cells_run_alone(tmp_path):
     alone = autophagy.load_results(tmp_path / "alone")
     assert alone.cell.nunique() == 8
     pd.testing.assert_frame_equal(alone, autophagy.load_results(tmp_path / "batched"))
+
+
+def test_stacked_linear_layers_compute_each_cell_as_alone():
+    """StackedLinear (the flows' batched path, no vmap) against each layer alone: outputs and
+    the gradients of weights, biases and inputs, to the bit, masked and unmasked."""
+    from zuko.nn import MaskedLinear
+
+    from autophagy.models.batched import StackedLinear
+
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(4, 16, generator=g) < 0.6
+    for make in (lambda: torch.nn.Linear(16, 4), lambda: torch.nn.Linear(16, 4, bias=False),
+                 lambda: MaskedLinear(mask)):
+        layers = [make() for _ in range(3)]
+        stacked = StackedLinear(layers)
+        x = torch.randn(3, 50, 16, generator=g, requires_grad=True)
+        out = stacked(x)
+        weights = torch.randn(out.shape, generator=g)
+        (out * weights).sum().backward()
+        for j, layer in enumerate(layers):
+            xj = x.detach()[j].clone().requires_grad_(True)
+            alone = layer(xj)
+            (alone * weights[j]).sum().backward()
+            assert torch.equal(out[j], alone)
+            assert torch.equal(stacked.weight.grad[j], layer.weight.grad)
+            assert torch.equal(x.grad[j], xj.grad)
+            if layer.bias is not None:
+                assert torch.equal(stacked.bias.grad[j], layer.bias.grad)
+
+
+def test_flows_stack_and_other_networks_fall_back_to_vmap():
+    from autophagy.models.batched import stack_linear
+    from autophagy.models.flows import build_flow
+
+    for flow in ("nsf", "maf"):
+        flows = [build_flow(flow, 2, 2, [8, 8], 4) for _ in range(3)]
+        assert stack_linear(flows) is not None
+    normed = [torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.LayerNorm(4)) for _ in range(2)]
+    assert stack_linear(normed) is None  # a parameter outside a linear layer
+    masks = [build_flow("nsf", 3, 1, [8], 4) for _ in range(2)]
+    masks[1].transform.transforms[0].hyper[0].mask.logical_not_()
+    assert stack_linear(masks) is None  # the cells' masks differ

@@ -215,10 +215,10 @@ def train_batched(
     modules = [t.module for t in trainers]
     names = [n for n, p in modules[0].named_parameters() if p.requires_grad]
     stacked = stack_linear(modules) if loss_stacked is not None else None
+    if stacked is not None and [n for n, _ in stacked.named_parameters()] != names:
+        stacked = None  # a frozen parameter: vmap handles it
     if stacked is not None:
-        own = dict(stacked.named_parameters())
-        assert list(own) == names, "stack_linear keeps the parameters' names and order"
-        params = {n: own[n].requires_grad_(True) for n in names}
+        params = dict(stacked.named_parameters())
         buffers: dict[str, torch.Tensor] = {}
     else:
         params = {n: _stack([dict(m.named_parameters())[n] for m in modules]) for n in names}
@@ -272,11 +272,12 @@ def train_batched(
         if clip > 0:
             # each cell's norm as clip_grad_norm_ takes it on CPU: one norm per parameter (the
             # kernel of torch.linalg.vector_norm, looped in C++), then the norm of those
-            rows = [g.unbind(0) for g in (grads[n] for n in names)]
-            norms = torch.stack(torch._foreach_norm([r[j] for j in range(k) for r in rows]))
+            cells = [grads[n].unbind(0) for n in names]
+            norms = torch.stack(torch._foreach_norm([c[j] for j in range(k) for c in cells]))
             total_norm = torch.linalg.vector_norm(norms.view(k, len(names)), dim=1)
+            finite = torch.isfinite(total_norm).tolist()
             for j in range(k):
-                if errors[j] is None and not torch.isfinite(total_norm[j]):
+                if errors[j] is None and not finite[j]:
                     errors[j] = DivergedError(f"gradient norm is not finite at step {first.step}",
                                               step=first.step, loss=float(values[j]))
             coef = torch.clamp(clip / (total_norm + 1e-6), max=1.0)
