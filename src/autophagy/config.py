@@ -227,7 +227,7 @@ class RunConfig(_Section):
     ``address``, the CPUs of the local Ray started for the run."""
     checkpoints: Literal["all", "last"] = "all"
     batch: StrictWhole = Field(1, ge=1)
-    """Cells that train together as one vmapped batch (neural families on points); they
+    """Cells that train together as one batch (neural families on points); they
     share a worker. Whatever the batch, a cell gets the numbers it gets alone."""
     address: str | None = None
     """Ray: a running cluster's address (``host:6379``, ``auto``, ``ray://host:10001``); none

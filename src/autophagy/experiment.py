@@ -196,7 +196,7 @@ def run_cells_from_config(
     config: Config, specs: list[CellSpec], store: RunStore, emit: Callable[[Event], None]
 ) -> dict[str, str]:
     """Build and run (or resume) a batch of cells together (:func:`autophagy.loop.run_cells`:
-    their fits share one vmapped training where the family allows); returns {cell id: status}."""
+    their fits share one batched training where the family allows); returns {cell id: status}."""
     statuses: dict[str, str] = {}
     runs, built = [], []
     for spec in specs:

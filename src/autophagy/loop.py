@@ -331,8 +331,9 @@ def run_cell(
 
 def run_cells(runs: Sequence[CellRun]) -> list[CellResult]:
     """Run every cell to its end, generation by generation. Cells at the same generation fit
-    together: one vmapped batch where the family allows it (its ``batchable``), else one after
-    another. A cell that diverges or fails stops; the others go on."""
+    together: one batch (stacked flows, vmapped MLPs) where the family allows it (its
+    ``batchable``), else one after another. A cell that diverges or fails stops; the others go
+    on."""
     while active := [r for r in runs if r.active]:
         generation = min(r.generation for r in active)
         jobs = []

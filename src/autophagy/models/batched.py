@@ -1,4 +1,4 @@
-"""Many cells' trainings as one: stacked parameters, one vmapped gradient step for all.
+"""Many cells' trainings as one: stacked parameters, one gradient step for all.
 
 Why: the cells of a grid (lambdas x seeds) of one model family share the network's shape and
 the per-generation budget, so they take the same number of optimiser steps whatever their data.

@@ -472,7 +472,7 @@ def fit_batched(
     rngs: Sequence[np.random.Generator],
     progress: Sequence[Callable[..., None] | None] | None = None,
 ) -> list[BaseException | None]:
-    """``model.fit(data, ...)`` for every model, trained as one vmapped batch where they can be
+    """``model.fit(data, ...)`` for every model, trained as one batch where they can be
     (:mod:`autophagy.models.batched`), one after another where they cannot.
 
     Returns, per model, ``None`` or the exception its fit raised (a diverged cell does not stop
