@@ -1,20 +1,19 @@
 """Time per cell of the default job's cells trained one after another and as one batch.
 
-One row per neural family on points, at its preset's sizes: ``nsf`` (``toy-flow``: 500 points
-of 8 gaussians), ``cfm`` and ``otcfm`` (``toy-otcfm``, two moons), ``ddpm`` (``toy-ddpm``) and
-``edm`` (``toy-ddpm``'s MLP, batch size, lr and EMA). The cells are a preset's default job
-(lambda in {0, 0.5, 1} and fully synthetic: 4 cells), or that grid over ``--seeds`` seeds. Each
-is run through the loop (:func:`autophagy.loop.run_cells`) for a few generations with the
-preset's budgets, once cell by cell (as ``run.batch: 1`` does inside a worker) and once in
-lockstep, fits batched (``run.batch`` = every cell), in the same process with the same torch
-threads; sampling and metrics are in both times. The "fits only" column times the training
-steps alone: one cold fit of each cell's real training set for the preset's per-generation
-budget, one after another against one :func:`~autophagy.models.neural.fit_batched`. The batched
-cells are checked to give the same metrics as the sequential ones. Timings on a shared machine
-wander by 10-30%: ``--repeats`` alternates the two ways that many times and keeps each one's
-fastest.
+One row per neural family on points, at its preset's sizes: ``nsf`` and ``maf`` (``toy-flow``:
+500 points of 8 gaussians), ``cfm`` and ``otcfm`` (``toy-otcfm``, two moons), ``ddpm``
+(``toy-ddpm``) and ``edm`` (``toy-ddpm``'s MLP, batch size, lr and EMA). The cells are a preset's
+default job (lambda in {0, 0.5, 1} and fully synthetic: 4 cells), or that grid over ``--seeds``
+seeds. Each is run through the loop (:func:`autophagy.loop.run_cells`) for a few generations
+with the preset's budgets, once cell by cell (as ``run.batch: 1`` does inside a worker) and once
+in lockstep, fits batched (``run.batch`` = every cell), in the same process with the same torch
+threads; sampling and metrics are in both times. The "fits only" column times the training steps
+alone: one cold fit of each cell's real training set for the preset's per-generation budget, one
+after another against one :func:`~autophagy.models.neural.fit_batched`. The batched cells are
+checked to give the same metrics as the sequential ones. Timings on a shared machine wander by
+10-30%: ``--repeats`` alternates the two ways that many times and keeps each one's fastest.
 
-    python benchmarks/batched_cells.py [--families nsf cfm otcfm ddpm edm] [--seeds 1]
+    python benchmarks/batched_cells.py [--families nsf maf cfm otcfm ddpm edm] [--seeds 1]
                                        [--generations 2] [--threads 1] [--repeats 1]
 """
 
@@ -38,6 +37,7 @@ from autophagy.models.neural import fit_batched
 MLP = "{hidden_features: [64, 64, 64], batch_size: 256, lr: 0.002, ema: 0.99, device: cpu}"
 FAMILIES = {  # family: (preset, overrides)
     "nsf": ("toy-flow", []),
+    "maf": ("toy-flow", ["model.name=maf"]),
     "cfm": ("toy-otcfm", ["model.name=cfm"]),
     "otcfm": ("toy-otcfm", []),
     "ddpm": ("toy-ddpm", []),
