@@ -228,7 +228,8 @@ def train_batched(
     ema = ({n: _stack([dict(t.ema_module.named_parameters())[n] for t in trainers])
             for n in names} if cfg.ema > 0 and all(t.ema_module is not None for t in trainers)
            else None)
-    template = _Loss(copy.deepcopy(modules[0]), loss_fn, draw is not None)
+    template = (_Loss(copy.deepcopy(modules[0]), loss_fn, draw is not None).train()
+                if stacked is None else None)  # the vmapped loss's module
 
     def loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
              drawn: dict[str, torch.Tensor]):
@@ -250,7 +251,6 @@ def train_batched(
     beta1, beta2 = group["betas"]
     clip = float(cfg.grad_clip) if cfg.grad_clip else 0.0
     every = max(1, total // 20)
-    template.train()
     if stacked is not None:
         stacked.train()
     for i in range(total):
