@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from autophagy.errors import ConfigError  # noqa: F401
+
 StrictWhole = Annotated[int, Field(strict=True)]
 
 
@@ -300,10 +302,6 @@ NOT_SWEPT = ("name", "description", "seed", "sweep", "run", "loop.policies")
 
 DEFAULT_PRESET = "toy-flow"
 """What ``autophagy run`` runs with no options: the paper's 2-D experiment with a flow."""
-
-
-class ConfigError(ValueError):
-    """A config problem, as one line naming the field and the fix."""
 
 
 def _format(err: ValidationError) -> str:

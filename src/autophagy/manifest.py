@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from autophagy.atomic import atomic_write_bytes
+from autophagy.errors import IntegrityError, OldFormatError  # noqa: F401
 
 NAME = "manifest.json"
 FORMAT = "autophagy.manifest/1"
@@ -42,14 +43,6 @@ DATA_SUFFIXES = (".json", ".yaml", ".parquet", ".npy", ".png", ".safetensors")
 
 
 UNLISTED = "not in the manifest (a foreign file?)"
-
-
-class IntegrityError(ValueError):
-    """A run directory's files do not match their manifest (one line naming the file)."""
-
-
-class OldFormatError(ValueError):
-    """A run directory written by an older autophagy, with pickle checkpoints."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,10 @@ from pathlib import Path
 
 from autophagy import manifest, statefile
 from autophagy.atomic import atomic_write_bytes
+from autophagy.errors import MigrationError  # noqa: F401
 
 PAYLOAD = {"model", "rng", "policy_state", "reference", "rows"}
 """The keys of a loop checkpoint (:func:`autophagy.loop.run_cell`)."""
-
-
-class MigrationError(ValueError):
-    """An old checkpoint that could not be converted (one line naming it)."""
 
 
 @dataclass

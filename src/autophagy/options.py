@@ -10,18 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-
-class ArgumentError(ValueError):
-    """A bad argument, named in library terms (``argument``: ``device``, ``path``, ``options``).
-
-    Why a type: the command line maps it to the config field it came from (``model.options.device``)
-    in one place (:func:`autophagy.config.config_field`) instead of every module speaking CLI.
-    """
-
-    def __init__(self, argument: str, message: str):
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-        self.detail = message
+from autophagy.errors import ArgumentError  # noqa: F401
 
 
 def _keywords(fn: Callable[..., Any], skip: tuple[str, ...]) -> tuple[list[str], bool]:

@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from autophagy.errors import UnknownName  # noqa: F401
+
 T = TypeVar("T")
 PLUGIN_GROUP = "autophagy.plugins"
-
-
-class UnknownName(ValueError):
-    """A name that no registry entry and no ``module:attr`` import resolves (a ValueError)."""
 
 
 def import_target(target: str) -> Any:

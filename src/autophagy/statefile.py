@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from autophagy.errors import StateFileError  # noqa: F401
+
 FORMAT = "autophagy.state/1"
 """The ``format`` entry of a checkpoint's header metadata."""
 SUFFIX = ".safetensors"
@@ -57,10 +59,6 @@ _TORCH_NUMPY = {
     "int64": "<i8", "float16": "<f2", "float32": "<f4", "float64": "<f8",
 }  # fmt: skip
 """torch dtypes stored natively (through numpy); the others (bfloat16, complex) as raw bytes."""
-
-
-class StateFileError(ValueError):
-    """The bytes are not a checkpoint this version can read (truncated, damaged, foreign)."""
 
 
 def dumps(state: Any) -> bytes:

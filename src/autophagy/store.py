@@ -36,6 +36,7 @@ import pandas as pd
 
 from autophagy import manifest, statefile
 from autophagy.atomic import atomic_write_text
+from autophagy.errors import CheckpointError  # noqa: F401
 from autophagy.options import ArgumentError
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ CELL_COLUMNS = ["cell", "label", "policy", "lambda", "seed", "status", "message"
 (``data.n_train``) adds one after ``lambda``."""
 _CHECKPOINT = re.compile(rf"gen_(\d+){re.escape(statefile.SUFFIX)}")
 _log = logging.getLogger(__name__)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be trusted (one line naming the file and what is wrong)."""
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:

@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from autophagy.errors import DivergedError  # noqa: F401
+
 
 @runtime_checkable
 class GenerativeModel(Protocol):
@@ -114,17 +116,3 @@ def check_temperature(temperature: float) -> float:
     if not np.isfinite(t) or t <= 0:
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     return t
-
-
-class DivergedError(RuntimeError):
-    """Training produced a non-finite or exploding loss, or non-finite samples.
-
-    The loop records the cell as ``diverged`` (earlier generations kept) and the others go on:
-    under self-consuming training a model can blow up after some generations, and that is a
-    result, not a bug. ``step`` and ``loss`` say where training failed, when it did.
-    """
-
-    def __init__(self, message: str, *, step: int | None = None, loss: float | None = None):
-        super().__init__(message)
-        self.step = step
-        self.loss = loss

@@ -45,14 +45,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from autophagy.errors import NotBatchable  # noqa: F401
 from autophagy.models.base import DivergedError
 from autophagy.models.training import LossFn, MinibatchOrder, Trainer, TrainResult
 
 Progress = Callable[[int, int, float], None]
-
-
-class NotBatchable(ValueError):
-    """These trainings cannot share one batch (different shapes, settings or batch sizes)."""
 
 
 Draw = Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]

@@ -31,11 +31,8 @@ from typing import Any
 
 import torch
 
+from autophagy.errors import CheckpointRefused  # noqa: F401
 from autophagy.options import ArgumentError
-
-
-class CheckpointRefused(ArgumentError):
-    """An ``init_checkpoint`` pickle asked for something outside the allow-list."""
 
 
 class _Record:

@@ -1,0 +1,85 @@
+"""Every error autophagy raises on purpose, under one base class.
+
+Why one module: the command line catches :class:`AutophagyError` (and config validation) and
+prints it as one line with exit 2; anything else is a bug in the project and shows as a
+traceback, never as "bad input". Each class names what it is about (a config field, an
+argument, a file), so the line says what to fix.
+
+Classes that were ``ValueError`` before keep it as a second base, so library callers that catch
+``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class AutophagyError(Exception):
+    """Base of every error autophagy raises on purpose (one line, naming what to fix)."""
+
+
+class ConfigError(AutophagyError, ValueError):
+    """A config problem, as one line naming the field and the fix."""
+
+
+class ArgumentError(AutophagyError, ValueError):
+    """A bad argument, named in library terms (``argument``: ``device``, ``path``, ``options``).
+
+    Why a type: the command line maps it to the config field it came from (``model.options.device``)
+    in one place (:func:`autophagy.config.config_field`) instead of every module speaking CLI.
+    """
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+        self.detail = message
+
+
+class UnknownName(AutophagyError, ValueError):
+    """A name that no registry entry and no ``module:attr`` import resolves."""
+
+
+class CheckpointRefused(ArgumentError):
+    """A received checkpoint (pickle) asked for something outside the allow-list."""
+
+
+class StoreError(AutophagyError, ValueError):
+    """A run directory's file that cannot be read or trusted (one line naming the file)."""
+
+
+class StateFileError(StoreError):
+    """The bytes are not a checkpoint this version can read (truncated, damaged, foreign)."""
+
+
+class CheckpointError(StoreError):
+    """A checkpoint that cannot be trusted (one line naming the file and what is wrong)."""
+
+
+class IntegrityError(StoreError):
+    """A run directory's files do not match their manifest (one line naming the file)."""
+
+
+class OldFormatError(StoreError):
+    """A run directory written by an older autophagy, with pickle checkpoints."""
+
+
+class MigrationError(StoreError):
+    """An old checkpoint that could not be converted (one line naming it)."""
+
+
+class DivergedError(AutophagyError, RuntimeError):
+    """Training produced a non-finite or exploding loss, or non-finite samples.
+
+    The loop records the cell as ``diverged`` (earlier generations kept) and the others go on:
+    under self-consuming training a model can blow up after some generations, and that is a
+    result, not a bug. ``step`` and ``loss`` say where training failed, when it did.
+    """
+
+    def __init__(self, message: str, *, step: int | None = None, loss: float | None = None):
+        super().__init__(message)
+        self.step = step
+        self.loss = loss
+
+
+class NotBatchable(AutophagyError, ValueError):
+    """These trainings cannot share one batch (different shapes, settings or batch sizes).
+
+    Internal: the loop catches it and trains the cells one after another."""
