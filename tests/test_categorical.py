@@ -13,10 +13,10 @@ from autophagy.data import Dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import Metric
 from autophagy.models.base import temperature_support
-from autophagy.models.categorical import Categorical, tempered
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.categorical import Categorical, tempered
+from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.models.registry import build_model
-from autophagy.options import ArgumentError
+from autophagy.signatures import ArgumentError
 from autophagy.policies import make_policy
 from autophagy.theory import simulate_gaussian_loop
 from autophagy.theory.categorical import (

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from autophagy.cli import app
 from autophagy.data import load_dataset
-from autophagy.manifest import seal
+from autophagy.store.manifest import seal
 from autophagy.models.registry import build_model
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import autophagy
 from autophagy.cli import app
-from autophagy.models.mixture import GaussianMixture
+from autophagy.models.families.mixture import GaussianMixture
 
 ray = pytest.importorskip("ray")
 HERE = Path(__file__).parent

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import autophagy
 from autophagy.cli import app
 from autophagy.config import ConfigError, load_config, validate
-from autophagy.experiment import expand_grid
+from autophagy.run.grid import expand_grid
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from autophagy.metrics import (
     sliced_wasserstein2,
     wasserstein2,
 )
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.gaussian import GaussianMLE
 
 
 def rng(seed: int = 0) -> np.random.Generator:

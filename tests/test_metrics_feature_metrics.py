@@ -10,7 +10,7 @@ import torch
 import autophagy
 from autophagy.data import load_dataset
 from autophagy.metrics.feature_metrics import make_extractor
-from autophagy.metrics.features import PixelFeatures
+from autophagy.metrics.extractors import PixelFeatures
 from autophagy.models import GaussianMLE
 
 

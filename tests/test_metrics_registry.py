@@ -24,7 +24,7 @@ from autophagy.metrics import (
     wasserstein2,
 )
 from autophagy.metrics.feature_metrics import HeldOutFeatures
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.registry import UnknownName
 
 TRUE_MEAN = np.array([1.0, -2.0])

@@ -15,10 +15,10 @@ from autophagy.cli import app
 from autophagy.data import load_dataset
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
 from autophagy.models.base import DivergedError
-from autophagy.models.diffusion import DDPM, EDM
-from autophagy.models.flow_matching import FlowMatching
-from autophagy.models.flows import NormalizingFlow
-from autophagy.models.neural import fit_batched
+from autophagy.models.families.diffusion import DDPM, EDM
+from autophagy.models.families.flow_matching import FlowMatching
+from autophagy.models.families.flows import NormalizingFlow
+from autophagy.models.families.neural import fit_batched
 from autophagy.policies import parse_policy
 from autophagy.store import CellStore
 
@@ -204,7 +204,7 @@ def test_stacked_linear_layers_compute_each_cell_as_alone():
     the gradients of weights, biases and inputs, to the bit, masked and unmasked."""
     from zuko.nn import MaskedLinear
 
-    from autophagy.models.batched import StackedLinear
+    from autophagy.models.training.batched import StackedLinear
 
     g = torch.Generator().manual_seed(0)
     mask = torch.rand(4, 16, generator=g) < 0.6
@@ -228,8 +228,8 @@ def test_stacked_linear_layers_compute_each_cell_as_alone():
 
 
 def test_flows_stack_and_other_networks_fall_back_to_vmap():
-    from autophagy.models.batched import stack_linear
-    from autophagy.models.flows import build_flow
+    from autophagy.models.training.batched import stack_linear
+    from autophagy.models.families.flows import build_flow
 
     for flow in ("nsf", "maf"):
         flows = [build_flow(flow, 2, 2, [8, 8], 4) for _ in range(3)]

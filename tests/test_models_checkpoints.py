@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from autophagy.models import build_model
-from autophagy.models.diffusion import edm_denoise
-from autophagy.models.edm_pickle import ALLOWED, CheckpointRefused, read_edm_pickle
-from autophagy.models.openai_unet import OpenAIUNet
-from autophagy.models.songunet import (
+from autophagy.models.families.diffusion import edm_denoise
+from autophagy.models.nets.edm_pickle import ALLOWED, CheckpointRefused, read_edm_pickle
+from autophagy.models.nets.openai_unet import OpenAIUNet
+from autophagy.models.nets.songunet import (
     Block,
     Conv2d,
     FourierEmbedding,

@@ -20,8 +20,8 @@ from test_models_checkpoints import randomize, write_edm_pickle
 from typer.testing import CliRunner
 
 from autophagy.cli import app
-from autophagy.models.openai_unet import OpenAIUNet
-from autophagy.models.songunet import SongUNet
+from autophagy.models.nets.openai_unet import OpenAIUNet
+from autophagy.models.nets.songunet import SongUNet
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import gaussian_kde, multivariate_normal
 
 from autophagy.models import GaussianMixture, KernelDensity, build_model
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.gaussian import GaussianMLE
 
 
 def blobs(n=600, seed=0):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from autophagy.models.diffusion import (
+from autophagy.models.families.diffusion import (
     DDPM,
     EDM,
     ddim_sample,

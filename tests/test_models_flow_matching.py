@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from autophagy.models.flow_matching import FlowMatching, cfm_loss, couple, integrate
+from autophagy.models.families.flow_matching import FlowMatching, cfm_loss, couple, integrate
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead (and contention)
 

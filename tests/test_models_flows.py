@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from autophagy.models.flows import NormalizingFlow
+from autophagy.models.families.flows import NormalizingFlow
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead (and contention)
 
@@ -79,7 +79,7 @@ def test_our_spline_is_zukos_nsf_up_to_float_rounding():
 
     import zuko
 
-    from autophagy.models.flows import build_flow
+    from autophagy.models.families.flows import build_flow
 
     torch.manual_seed(0)
     ours = build_flow("nsf", 2, 3, [32, 32], 8)

@@ -15,7 +15,7 @@ import autophagy
 from autophagy.cli import app
 from autophagy.data import load_dataset
 from autophagy.models import build_model
-from autophagy.models.unet import UNet
+from autophagy.models.nets.unet import UNet
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead (and contention)
 

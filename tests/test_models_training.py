@@ -7,7 +7,7 @@ from torch import nn
 
 import autophagy
 from autophagy.models import base, build_model
-from autophagy.models.training import (
+from autophagy.models.training.trainer import (
     DivergedError,
     TrainConfig,
     Trainer,

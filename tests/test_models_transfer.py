@@ -11,8 +11,8 @@ import torch
 
 import autophagy
 from autophagy.data import load_dataset
-from autophagy.models.flows import NormalizingFlow
-from autophagy.models.training import TrainConfig, Trainer
+from autophagy.models.families.flows import NormalizingFlow
+from autophagy.models.training.trainer import TrainConfig, Trainer
 
 TINY = dict(transforms=1, hidden_features=(8,), bins=4, batch_size=50, lr=0.01, device="cpu",
             initial_budget=500, budget=200)

@@ -17,7 +17,7 @@ from autophagy.data import load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import get_metric
 from autophagy.models.registry import build_model
-from autophagy.models.regression import LinearRegression
+from autophagy.models.families.regression import LinearRegression
 from autophagy.policies import make_policy
 from autophagy.theory.regression import (
     ACCUMULATE_BOUND,
@@ -27,7 +27,7 @@ from autophagy.theory.regression import (
     regression_error_factors,
     regression_error_terms,
 )
-from autophagy.theory.regression_check import regression_loop_errors
+from autophagy.analysis.agreement import regression_loop_errors
 
 T, D = 20, 8
 

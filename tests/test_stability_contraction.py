@@ -15,7 +15,7 @@ from autophagy.metrics.fixed_point import gaussian_embedding
 from autophagy.models import GaussianMLE
 from autophagy.policies import make_policy
 from autophagy.theory import stationary_gaussian_ratios
-from autophagy.theory.contraction import (
+from autophagy.analysis.contraction import (
     estimate_contraction,
     gaussian_constants,
     gaussian_plateau,

@@ -14,7 +14,7 @@ from autophagy.data import load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics.fixed_point import kde_l2_inner
 from autophagy.models import GaussianMixture
-from autophagy.models.kde import KernelDensity
+from autophagy.models.families.kde import KernelDensity
 from autophagy.policies import make_policy
 from autophagy.report.stability import stability_table
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from autophagy import manifest, statefile
+from autophagy.store import manifest, statefile
 from autophagy.cli import app
 from autophagy.store import CellStore, load_results
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from autophagy import statefile
+from autophagy.store import statefile
 from autophagy.data import load_dataset
 from autophagy.models import build_model
 

@@ -19,7 +19,7 @@ from scipy.stats import norm
 from autophagy.data import dataset_from_array, load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell, run_loop, training_rng
 from autophagy.metrics import get_metric
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.policies import parse_policy
 from autophagy.theory import (
     c4,

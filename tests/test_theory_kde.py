@@ -12,7 +12,7 @@ from autophagy.cli import app
 from autophagy.data import Dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import Metric
-from autophagy.models.kde import KernelDensity
+from autophagy.models.families.kde import KernelDensity
 from autophagy.policies import make_policy
 from autophagy.theory.kde import (
     expected_kde_trajectory,

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from autophagy.cli import app
 from autophagy.config import ConfigError, load_config
-from autophagy.experiment import check_config, run_experiment
+from autophagy.run.checks import check_config
+from autophagy.run.experiment import run_experiment
 from autophagy.store import RunStore
 
 GENERATIONS = 3

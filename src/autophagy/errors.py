@@ -20,6 +20,14 @@ class ConfigError(AutophagyError, ValueError):
     """A config problem, as one line naming the field and the fix."""
 
 
+class InputError(AutophagyError, ValueError):
+    """A value outside what a function accepts; the message names the argument and the range.
+
+    The library's own checks raise it (a ``ValueError``, as numpy's would), so the command line
+    can tell a refused input from a bug: a plain ``ValueError`` from deep inside is a bug.
+    """
+
+
 class ArgumentError(AutophagyError, ValueError):
     """A bad argument, named in library terms (``argument``: ``device``, ``path``, ``options``).
 

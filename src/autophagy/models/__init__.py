@@ -1,9 +1,9 @@
 """Generative model families behind one protocol (:class:`GenerativeModel`)."""
 
 from autophagy.models.base import GenerativeModel, has_log_prob
-from autophagy.models.gaussian import GaussianMLE
-from autophagy.models.kde import KernelDensity
-from autophagy.models.mixture import GaussianMixture
+from autophagy.models.families.gaussian import GaussianMLE
+from autophagy.models.families.kde import KernelDensity
+from autophagy.models.families.mixture import GaussianMixture
 from autophagy.models.registry import MODELS, build_model
 
 __all__ = [

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from autophagy.atomic import atomic_open
+from autophagy.errors import InputError
 
 SPARE_COLORS = ("#9467bd", "#bcbd22", "#17becf", "#1f77b4", "#2ca02c")
 
@@ -80,15 +81,12 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
     colormap by rank so neighbouring lambdas stay distinguishable; several labels of another policy
     get shades of that policy's colour. Pass the same mapping to every figure of a report.
     """
-    parts = [f[["label", "policy", "lambda"]] for f in frames if f is not None and len(f)]
-    if not parts:
+    from autophagy.analysis.stability import ordered_labels, policy_style
+
+    table = ordered_labels(*frames)
+    if not len(table):
         return {}
-    table = pd.concat(parts).drop_duplicates("label").copy()
-    table["lambda"] = pd.to_numeric(table["lambda"], errors="coerce")
-    styles = {p: _policy_style(str(p)) for p in table["policy"].unique()}
-    table["_rank"] = table["policy"].map(lambda p: (styles[p][0], str(p)))
-    table["_nan"] = table["lambda"].isna()
-    table = table.sort_values(["_rank", "_nan", "lambda", "label"])
+    styles = {p: policy_style(str(p)) for p in table["policy"].unique()}
 
     colors: dict[str, str] = {}
     spare = iter(SPARE_COLORS * 4)
@@ -103,16 +101,6 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
             base = color or next(spare)
             colors.update({lab: _shade(base, i, len(labels)) for i, lab in enumerate(labels)})
     return colors
-
-
-def _policy_style(name: str) -> tuple[int, str | None]:
-    """(legend order, colour or colormap) a policy declares; unknown policies go in the middle."""
-    from autophagy.policies import POLICIES
-
-    if name not in POLICIES:
-        return 50, None
-    cls = POLICIES[name]
-    return getattr(cls, "order", 50), getattr(cls, "color", None)
 
 
 def _shade(color: str, i: int, k: int) -> str:
@@ -306,7 +294,7 @@ def plot_sample_grid(
     ``max_points`` subsamples large sets to keep the PNG light.
     """
     if max_cols < 1:
-        raise ValueError(f"max_cols must be >= 1, got {max_cols}")
+        raise InputError(f"max_cols must be >= 1, got {max_cols}")
     rows = _representative_cells(samples, labels, seeds)
     palette = _resolve_colors(list(rows), colors)
     rows = {lab: rows[lab] for lab in palette}

@@ -1,20 +1,11 @@
-"""The stability theorem beside the run: predicted and measured contraction per label.
-
-For each label (a policy with one value of its parameters, all its seeds) and each measured
-distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
-with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
-plateau (:func:`autophagy.theory.contraction.estimate_contraction`) and sets them beside Theorem 1
-of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
-``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
-for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
-the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
-"""
+"""The stability theorem beside the run, drawn: the tables :mod:`autophagy.analysis.stability`
+computes, as a terminal table, an HTML section and a figure. Nothing is computed here."""
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -26,170 +17,21 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from autophagy.theory.contraction import estimate_contraction
+from autophagy.analysis.stability import (  # noqa: F401
+    COLUMNS,
+    DISTANCES,
+    stability_table,
+    stability_tables,
+)
 
 __all__ = [
     "DISTANCES",
     "plot_stability",
     "print_stability",
-    "run_constants",
     "stability_html",
     "stability_table",
     "stability_tables",
 ]
-
-DISTANCES: tuple[tuple[str, str, bool, str], ...] = (
-    ("theta_distance", "theta_step", False, "parameters"),
-    ("gen0_mmd2", "step_mmd2", True, "samples (squared MMD)"),
-)
-"""(distance metric, step metric, values are squared, what is measured), in report order."""
-
-COLUMNS = [
-    "label", "policy", "lambda", "rho_eps0", "rho_theorem", "predicted", "rho", "rho_se",
-    "rho_low", "rho_high", "plateau", "plateau_se", "plateau_theory", "observed", "n_seeds",
-]  # fmt: skip
-
-
-def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
-    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
-    from autophagy.theory.stability import contraction_factor, stability_condition
-
-    eps0 = lam / (1.0 + lam)
-    if constants is None:
-        return eps0, math.nan, "stable if ε≈0" if lam < 1 else "no guarantee"
-    L, eps, alpha = constants["L"], constants["eps"], constants["alpha"]
-    if stability_condition(lam, L, eps, alpha):
-        return eps0, contraction_factor(lam, L, eps, alpha), "stable"
-    return eps0, math.nan, "no guarantee"
-
-
-def _trajectories(rows: pd.DataFrame, metric: str) -> np.ndarray:
-    """(seeds, generations) of ``metric``, NaN where a seed has no value."""
-    wide = rows[rows["metric"] == metric].pivot_table(
-        index="cell", columns="generation", values="value", aggfunc="first"
-    )
-    return wide.sort_index(axis=1).to_numpy(dtype=float)
-
-
-def stability_table(
-    metrics: pd.DataFrame,
-    *,
-    distance: str = "theta_distance",
-    step: str | None = "theta_step",
-    squared: bool = False,
-    constants: Mapping[str, float] | None = None,
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """One row per label: lambda, predicted rho and verdict, measured rho with its interval,
-    plateau, observed verdict (columns :data:`COLUMNS`). Empty when ``distance`` was not measured.
-
-    ``constants``: ``{"L", "eps", "alpha"}`` of the theorem (optional). ``table.attrs`` holds the
-    distance, the constants, the theorem's largest stable lambda (``theorem_max_lambda``) and the
-    largest mixed lambda observed stable (``observed_max_lambda``, with ``observed_all_stable``
-    when every mixed lambda of the run was).
-    """
-    from autophagy.report.plots import label_colors
-    from autophagy.theory.stability import max_stable_lambda
-
-    rows = metrics[metrics["metric"].isin([distance, step] if step else [distance])]
-    records = []
-    if len(rows):
-        for label in label_colors(rows):
-            mine = rows[rows["label"] == label]
-            d = _trajectories(mine, distance)
-            s = _trajectories(mine, step) if step else None
-            if d.shape[1] < 2 or (s is not None and s.shape != d.shape):
-                continue
-            est = estimate_contraction(d, s, squared=squared, level=level)
-            policy = str(mine["policy"].iloc[0])
-            lam = float(mine["lambda"].iloc[0]) if "lambda" in mine else math.nan
-            if policy == "mixed" and math.isfinite(lam):
-                eps0, rho_th, predicted = _theorem(lam, constants)
-            elif policy == "fully_synthetic":
-                eps0, rho_th, predicted = math.nan, math.nan, "no guarantee"
-            else:
-                eps0, rho_th, predicted = math.nan, math.nan, "–"
-            plateau_theory = math.nan
-            if policy == "mixed" and constants is not None and "n" in constants:
-                from autophagy.theory.contraction import gaussian_plateau
-
-                n, dim = int(constants["n"]), int(constants["d"])
-                plateau_theory = math.sqrt(gaussian_plateau(n, lam, dim))
-            records.append({
-                "label": label, "policy": policy, "lambda": lam, "rho_eps0": eps0,
-                "rho_theorem": rho_th, "predicted": predicted, "rho": est.rho,
-                "rho_se": est.rho_se, "rho_low": est.rho_low, "rho_high": est.rho_high,
-                "plateau": est.plateau if est.stable else math.nan,
-                "plateau_se": est.plateau_se if est.stable else math.nan,
-                "plateau_theory": plateau_theory,
-                "observed": est.verdict, "n_seeds": est.n_seeds,
-                "_ci_over": est.ci_over, "_method": est.method,
-            })  # fmt: skip
-    table = pd.DataFrame.from_records(records, columns=[*COLUMNS, "_ci_over", "_method"])
-    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()]
-    stable = mixed[mixed["observed"] == "stable"]
-    theorem_max = (
-        max_stable_lambda(constants["L"], constants["eps"], constants["alpha"])
-        if constants is not None
-        else math.nan
-    )
-    table.attrs.update(
-        distance=distance,
-        step=step,
-        squared=squared,
-        level=level,
-        constants=dict(constants) if constants is not None else None,
-        theorem_max_lambda=theorem_max,
-        observed_max_lambda=float(stable["lambda"].max()) if len(stable) else math.nan,
-        observed_all_stable=bool(len(mixed) and len(stable) == len(mixed)),
-        ci_over=", ".join(sorted(set(table["_ci_over"]))) if len(table) else "",
-        method=", ".join(sorted(set(table["_method"]))) if len(table) else "",
-    )
-    return table
-
-
-def stability_tables(
-    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None
-) -> list[pd.DataFrame]:
-    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured (the
-    theorem's constants belong to the parameters, so only that table gets them)."""
-    tables = []
-    for distance, step, squared, what in DISTANCES:
-        if metrics is None or not (metrics["metric"] == distance).any():
-            continue
-        table = stability_table(
-            metrics, distance=distance, step=step, squared=squared,
-            constants=constants if distance == "theta_distance" else None,
-        )  # fmt: skip
-        table.attrs["what"] = what
-        if len(table):
-            tables.append(table)
-    return tables
-
-
-def run_constants(config: Any, *, max_seeds: int = 5) -> dict[str, float] | None:
-    """The theorem's ``alpha``, ``L``, ``eps`` estimated for a Gaussian MLE run from its real
-    data (:func:`~autophagy.theory.contraction.gaussian_constants`, averaged over the first
-    ``max_seeds`` data seeds), or None for any other model family."""
-    from autophagy.experiment import build_dataset
-    from autophagy.theory.contraction import gaussian_constants
-
-    if config.model.name != "gaussian" or config.model.options.get("unbiased", False):
-        return None
-    seeds = [config.data.seed] if config.data.seed is not None else list(config.seed)
-    data = [build_dataset(config, s).train for s in seeds[:max_seeds]]
-    found = [gaussian_constants(x) for x in data]
-    return {
-        "n": len(data[0]),
-        "d": int(np.prod(data[0].shape[1:])),
-        "alpha": float(np.mean([c.alpha for c in found])),
-        "L": float(np.mean([c.L for c in found])),
-        "eps": float(np.mean([c.eps for c in found])),
-        "eps_raw": float(np.mean([c.eps_raw for c in found])),
-        "eps_floor": float(np.mean([c.eps_floor for c in found])),
-        "source": f"estimated from the real data of {len(found)} seed(s), Gaussian MLE",
-    }
-
 
 # ---- text -----------------------------------------------------------------------------------
 
@@ -199,7 +41,7 @@ def _num(value: float, digits: int = 3) -> str:
 
 
 def _lam(row: Any) -> str:
-    if row.policy == "fully_synthetic":
+    if row.scheme == "none":
         return "∞ (fully synthetic)"
     return _num(row.lam)
 
@@ -345,7 +187,7 @@ def plot_stability(tables: Sequence[pd.DataFrame]) -> Figure:
 
 def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
     a = table.attrs
-    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()].sort_values("lambda")
+    mixed = table[(table["scheme"] == "real") & table["lambda"].notna()].sort_values("lambda")
     lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
     right = max(lam_max, 1.0) * 1.15
     grid = np.linspace(0.0, right, 300)
@@ -373,8 +215,8 @@ def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
         lo = row.rho - row.rho_low if math.isfinite(row.rho_low) else 0.0
         hi = row.rho_high - row.rho if math.isfinite(row.rho_high) else 0.0
         ax.errorbar([x], [row.rho], yerr=[[lo], [hi]], fmt="s", color="#cf222e"
-                    if row.policy == "fully_synthetic" else "#9467bd", capsize=3, ms=5)
-        ax.annotate("FS" if row.policy == "fully_synthetic" else str(row.label), (x, row.rho),
+                    if row.scheme == "none" else "#9467bd", capsize=3, ms=5)
+        ax.annotate("FS" if row.scheme == "none" else str(row.label), (x, row.rho),
                     textcoords="offset points", xytext=(5, -10), fontsize=8)
     ax.set_xlim(-0.03 * right, right * (1.06 + 0.08 * len(others)) + 0.05 * right)
     top = np.nanmax([1.05, *table["rho_high"].replace(np.inf, np.nan).fillna(0)])
