@@ -161,6 +161,9 @@ def test_check_detects_the_kind_of_a_module_target_and_of_a_registered_name():
     assert check(f"{__name__}:KeepHalf")[0].startswith("policy ")
     assert check(f"{__name__}:SPREAD")[0].startswith("metric ")
     assert check("mixed:0.5")[0].startswith("policy mixed:0.5: ")
+    assert check("mean_error") == [
+        "metric mean_error: does not apply on moons; name a dataset it applies to"]
+    assert check("mean_error", dataset="gaussian")[0] == "metric mean_error: 8 rules passed"
     kinds = [line.split()[0] for line in check("gaussian") if not line.startswith(" ")]
     assert kinds == ["model", "dataset"]  # one name, two registries: both checked
     with pytest.raises(AutophagyError, match="'nope' is no registered model, policy"):
@@ -244,7 +247,7 @@ class NoTemperature(BoxModel):
     (NoSelf, r"^NoSelf: fit returns self: fit returned NoneType, not the model; end fit with "
              r"'return self'$"),
     (Transposed, r"^Transposed: sample shape: sample\(32\) gave shape \(2, 32\); the loop needs "
-                 r"\(32, 2\)"),
+                 r"\(32, 2\)$"),
     (GlobalRandom, r"^GlobalRandom: sample determinism: two calls with the same rng seed differ "
                    r"\(max \|diff\| [0-9.]+\); draw only from the rng passed in"),
     (IntSamples, r"^IntSamples: sample dtype: sample gave dtype int64"),

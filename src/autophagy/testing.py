@@ -9,11 +9,14 @@ different numbers. Each ``check_*`` runs a plugin through the loop's own moves o
 second or so; neural families with small budgets) and raises :class:`ContractError` on the first
 rule it breaks, as one line ``<Class>: <rule>: <what happened>``. It returns the rules passed.
 
-Example:
-    >>> from autophagy.testing import check_model
-    >>> check_model(BoxModel)                       # a class (built with options=), an
-    ['constructible', 'protocol', 'fit returns self', ...]   # instance, or a registered name
-    >>> check("mylab.extensions:BoxModel")          # what ``autophagy check TARGET`` prints
+Example (in a plugin's own test suite):
+    >>> from autophagy.testing import check, check_model
+    >>> check_model(BoxModel, options={"margin": 0.1})  # a class, an instance or a name
+    ['constructible', 'protocol', 'fit returns self', ...]
+    >>> check_model(LeakyModel)
+    ContractError: LeakyModel: state round-trip: sample after load_state_dict differs from the
+    original (max |diff| 1.18); state_dict must hold everything sample uses
+    >>> check("mylab.extensions:BoxModel")    # the lines ``autophagy check TARGET`` prints
 
 Every built-in family, policy, metric and generated dataset passes them (``tests/test_testing.py``).
 """
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from autophagy.data import DATASETS, Dataset, DatasetEntry, load_dataset
-from autophagy.errors import ContractError, UnknownName
+from autophagy.errors import ArgumentError, ContractError, UnknownName
 from autophagy.metrics import METRICS, EvalContext, Metric, model_moments, resolve_metrics
 from autophagy.models import (
     MODELS,
@@ -108,8 +111,7 @@ def _state_bytes(rules: _Rules, rule: str, state: Any, what: str) -> bytes:
     try:
         return _statefile().dumps(state)
     except TypeError as err:
-        rules.fail(rule, f"{what} cannot be checkpointed: {_first_line(err)}; keep it to "
-                         "dicts, lists, arrays, tensors and plain values")
+        rules.fail(rule, f"{what} cannot be checkpointed: {_first_line(err)}")
     raise AssertionError  # unreachable
 
 
@@ -123,7 +125,8 @@ def _model_factory(model: Any, options: Mapping[str, Any] | None) -> tuple[Calla
     if isinstance(model, type):
         return (lambda: model(**opts)), model.__name__
     if opts:
-        raise TypeError("options= is for a class or a name; an instance is already built")
+        raise ArgumentError("options", "options are for a class or a name; an instance is "
+                                       "already built")
     template = copy.deepcopy(model)
     return (lambda: copy.deepcopy(template)), type(model).__name__
 
@@ -183,7 +186,8 @@ def check_model(
     - *sample determinism*: one seed gives the same numbers; the loop draws only from the rng
       it passes.
     - *sample uses its rng*: two seeds give different samples (a model drawing from a global
-      RNG would give every cell the same or unreproducible numbers).
+      RNG, or a fixed seed of its own, makes the cells' seeds meaningless; a model that draws
+      nothing, a point mass, fails it on purpose).
     - *fit determinism*: two fresh models fitted with the same rng sample the same.
     - *warm fit*: ``fit(warm_start=True)`` on the data plus its own samples (generation 1)
       runs and returns self.
@@ -200,7 +204,7 @@ def check_model(
     data = _as_dataset(dataset, seed)
     make, subject = _model_factory(model, options)
     rules = _Rules(subject)
-    x = data.train
+    x = data.train.copy()  # a model that writes into its data must not spoil the caller's
     shape = tuple(x.shape[1:])
 
     with rules.rule("constructible"):
@@ -227,8 +231,9 @@ def check_model(
     with rules.rule("sample shape"):
         flat = (n, int(np.prod(shape)))
         if s.shape != (n, *shape) and s.shape != flat:
+            alt = f" (or flat {flat})" if len(shape) > 1 else ""
             rules.fail("sample shape", f"sample({n}) gave shape {s.shape}; the loop needs "
-                                       f"{(n, *shape)} (or flat {flat})")
+                                       f"{(n, *shape)}{alt}")
     with rules.rule("sample dtype"):
         if not np.issubdtype(s.dtype, np.floating):
             rules.fail("sample dtype", f"sample gave dtype {s.dtype}; the loop mixes samples "
@@ -753,6 +758,10 @@ def check(target: str, *, options: Mapping[str, Any] | None = None,
             passed = check_metric(obj, dataset)
         else:
             passed = check_dataset(obj, options=options)
+        if passed[-1].startswith("applies: no"):
+            lines.append(f"{kind} {target}: does not apply on {dataset or 'moons'}; name a "
+                         "dataset it applies to")
+            continue
         lines.append(f"{kind} {target}: {len(passed)} rules passed")
         lines += [f"  ok  {rule}" for rule in passed]
     return lines
