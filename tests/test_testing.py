@@ -120,6 +120,14 @@ def test_every_dataset_without_a_path_passes_check_dataset(name):
                                    "determinism"]
 
 
+def test_a_dataset_read_from_a_file_passes_with_its_path(tmp_path):
+    np.save(tmp_path / "points.npy", np.random.default_rng(0).standard_normal((200, 3)))
+    assert "disjoint splits" in check_dataset("file", options={"path": str(tmp_path /
+                                                                           "points.npy")})
+    with pytest.raises(ContractError, match=r"^file: loads: raised ValueError: data.path: "):
+        check_dataset("file")
+
+
 # --- the README's plugins ------------------------------------------------------------------
 # Copied from README.md, "Extending autophagy" (one-liners and all).
 @dataclass(frozen=True)
