@@ -411,7 +411,7 @@ def check_policy(
             rules.fail("check and bind", f"bind returned {type(bound).__name__}, not a Policy")
     with rules.rule("extra metrics"):
         resolve_metrics(bound.extra_metrics())
-    real = data.train
+    real = data.train.copy()
     with rules.rule("n_synthetic"):
         k = bound.n_synthetic(len(real))
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
@@ -491,8 +491,8 @@ def _context(model: Any, dataset: Dataset, policy: Policy | None, n: int, seed: 
     rng = evaluation_rng(seed, 0)
     samples = _data_shaped(sample_at(model, n, rng=rng), dataset)
     mean, cov = model_moments(model, samples)
-    return EvalContext(model, samples, dataset.test, dataset, rng, {"mean": mean, "cov": cov},
-                       features=features, policy=policy)
+    return EvalContext(model, samples, dataset.test.copy(), dataset, rng,
+                       {"mean": mean, "cov": cov}, features=features, policy=policy)
 
 
 def check_metric(
@@ -508,10 +508,11 @@ def check_metric(
     """Check a metric against what the loop relies on; return the rules passed.
 
     ``metric`` is a :class:`~autophagy.metrics.Metric` or a name (``module:attr``). It is
-    computed as the loop does at generation 0: ``n`` samples of ``model`` (default: a Gaussian
-    fitted to ``dataset``, 128 moons by default) against the held-out set, with ``policy``
-    bound to the data where the metric reads one (the curated reward metrics), and the feature
-    extractor ``features`` (config ``eval.features``; ``"pixels"`` needs no training).
+    computed as the loop does at generation 0: ``n`` samples of ``model`` (a fitted model;
+    default: a Gaussian fitted to ``dataset``, 128 moons by default) against the held-out set,
+    with ``policy`` bound to the data where the metric reads one (the curated reward metrics),
+    and the feature extractor ``features`` (config ``eval.features``; ``"pixels"`` needs no
+    training).
 
     Rules (each one sentence of why):
 
