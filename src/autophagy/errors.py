@@ -91,3 +91,17 @@ class NotBatchable(AutophagyError, ValueError):
     """These trainings cannot share one batch (different shapes, settings or batch sizes).
 
     Internal: the loop catches it and trains the cells one after another."""
+
+
+class ContractError(AutophagyError, AssertionError):
+    """A plugin (model, policy, metric, dataset) breaks a rule the loop relies on.
+
+    Raised by :mod:`autophagy.testing` as one line, ``<Class>: <rule>: <what happened>``, so a
+    plugin author learns which rule broke without reading a traceback. ``subject`` is the class
+    (or name) checked, ``rule`` the rule's short name, ``detail`` what happened. An
+    ``AssertionError`` too, so a failed check reads as a failed test under pytest.
+    """
+
+    def __init__(self, subject: str, rule: str, detail: str):
+        super().__init__(f"{subject}: {rule}: {detail}")
+        self.subject, self.rule, self.detail = subject, rule, detail

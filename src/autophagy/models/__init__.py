@@ -1,6 +1,6 @@
 """Generative model families behind one protocol (:class:`GenerativeModel`)."""
 
-from autophagy.models.base import GenerativeModel, has_log_prob
+from autophagy.models.base import GenerativeModel, has_log_prob, sample_at, temperature_support
 from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.models.families.kde import KernelDensity
 from autophagy.models.families.mixture import GaussianMixture
@@ -14,4 +14,6 @@ __all__ = [
     "KernelDensity",
     "build_model",
     "has_log_prob",
+    "sample_at",
+    "temperature_support",
 ]
