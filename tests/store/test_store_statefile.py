@@ -181,7 +181,7 @@ def test_src_unpickles_only_in_migrate_or_through_an_allow_list():
     """A run directory is data: ``pickle.load(s)`` only in ``migrate`` (which asks first), every
     ``Unpickler`` subclass overrides ``find_class`` (an allow-list: the CIFAR reader, the EDM
     weights reader), and no ``allow_pickle=True``."""
-    src = Path(__file__).parents[1] / "src" / "autophagy"
+    src = Path(__file__).parents[2] / "src" / "autophagy"
     found = []
     for path in sorted(src.rglob("*.py")):
         where = path.relative_to(src).as_posix()
