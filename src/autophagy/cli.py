@@ -111,6 +111,7 @@ def resume(
 
 
 def _execute(cfg, store, quiet: bool) -> None:
+    from autophagy.errors import ClusterError
     from autophagy.experiment import expand_grid, run_experiment
     from autophagy.progress import ExperimentProgress
     from autophagy.report.build import build_report
@@ -127,6 +128,8 @@ def _execute(cfg, store, quiet: bool) -> None:
             f"  autophagy resume {store.root}"
         )
         raise typer.Exit(130) from None
+    except ClusterError as err:  # before OSError: Ray's ConnectionError is one
+        fail(str(err))
     except OSError as err:  # a full disk: what finished is saved and its manifests stay true
         first = err.__context__ if isinstance(err.__context__, OSError) else err  # names a file
         fail(f"{first}; finished generations are saved: make room, then 'autophagy resume "
