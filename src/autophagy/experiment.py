@@ -29,6 +29,8 @@ REAL_POINTS_SAVED = 2000
 """Held-out points kept in the run directory, drawn behind the sample scatter plots."""
 
 Event = dict[str, Any]
+TRACKER_RUN = "mlflow_run_id"
+"""The ``cell.json`` field that keeps the cell's MLflow run, so a moved run directory resumes it."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,11 @@ def run_cells_from_config(
         if config.run.tracker != "none":
             from autophagy.trackers import make_tracker
 
-            tracker = make_tracker(config, store.root, spec.info())
+            kept = cell.info().get(TRACKER_RUN)
+            tracker = make_tracker(config, store.root, spec.info(), run_id=kept)
+            run_id = getattr(tracker, "run_id", None)
+            if run_id is not None and run_id != kept:  # before any generation is sent
+                cell.write_info(**{TRACKER_RUN: run_id})
         runs.append(CellRun(model, dataset, spec.policy, loop_settings(cfg, spec.seed),
                             EvalSettings.from_config(cfg.eval), store=cell, progress=progress,
                             tracker=tracker))
