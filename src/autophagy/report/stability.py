@@ -304,7 +304,9 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
             "<figcaption>Measured contraction factor against lambda (dots, "
             f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
             "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
-            "largest stable lambda it covers); fully synthetic on the right.</figcaption>"
+            "largest stable lambda it covers); fully synthetic on the right. An interval beyond "
+            "the axis ends in an arrowhead with its bound written, a rho beyond it sits on the "
+            "edge with its value; in a comparison each run has its own marker.</figcaption>"
             "</figure>"
         )
     head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
