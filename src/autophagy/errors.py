@@ -41,6 +41,15 @@ class ArgumentError(AutophagyError, ValueError):
         self.detail = message
 
 
+class ClusterError(ConfigError):
+    """The Ray cluster ``run.address`` names cannot be reached, does not speak Ray, or refuses us.
+
+    Why its own class: Ray reports these as ``ConnectionError``, an ``OSError``, which the command
+    line would take for a full disk ("make room, then resume"). One line names ``run.address``
+    and what to check; it is a ``ConfigError`` because the fix is the address (or the cluster).
+    """
+
+
 class UnknownName(AutophagyError, ValueError):
     """A name that no registry entry and no ``module:attr`` import resolves."""
 

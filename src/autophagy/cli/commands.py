@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autophagy.errors import AutophagyError
+from autophagy.errors import AutophagyError, ClusterError
 
 app = typer.Typer(
     add_completion=False,
@@ -127,6 +127,8 @@ def _execute(cfg, store, quiet: bool) -> None:
             f"  autophagy resume {store.root}"
         )
         raise typer.Exit(130) from None
+    except ClusterError as err:  # before OSError: Ray's ConnectionError is one
+        fail(str(err))
     except OSError as err:  # a full disk: what finished is saved and its manifests stay true
         first = err.__context__ if isinstance(err.__context__, OSError) else err  # names a file
         fail(f"{first}; finished generations are saved: make room, then 'autophagy resume "

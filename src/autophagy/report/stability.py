@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -23,6 +24,8 @@ from autophagy.analysis.stability import (  # noqa: F401
     stability_table,
     stability_tables,
 )
+from autophagy.report import marks
+from autophagy.report.runs import RunStyle, base_label, run_legend
 
 __all__ = [
     "DISTANCES",
@@ -143,7 +146,9 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
             "<figcaption>Measured contraction factor against lambda (dots, "
             f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
             "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
-            "largest stable lambda it covers); fully synthetic on the right.</figcaption>"
+            "largest stable lambda it covers); fully synthetic on the right. An interval beyond "
+            "the axis ends in an arrowhead with its bound written, a rho beyond it sits on the "
+            "edge with its value; in a comparison each run has its own marker.</figcaption>"
             "</figure>"
         )
     head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
@@ -176,16 +181,44 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
 # ---- figure ---------------------------------------------------------------------------------
 
 
-def plot_stability(tables: Sequence[pd.DataFrame]) -> Figure:
-    """Measured rho against lambda, one panel per distance, with the theorem's curves."""
+def plot_stability(
+    tables: Sequence[pd.DataFrame], styles: Mapping[str, RunStyle] | None = None
+) -> Figure:
+    """Measured rho against lambda, one panel per distance, with the theorem's curves.
+
+    ``styles`` (a comparison's, :func:`autophagy.report.runs.label_styles`) draws each run with
+    its own marker, its points joined in its line style. The y axis fits the measured rhos; an
+    interval beyond it is cut with an arrowhead and its bounds written, a rho beyond it is drawn
+    on the edge with its value (:mod:`autophagy.report.marks`)."""
     fig = Figure(figsize=(5.2 * len(tables), 3.8), layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, table in zip(axes, tables, strict=True):
-        _stability_panel(ax, table)
+        _stability_panel(ax, table, dict(styles or {}))
     return fig
 
 
-def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
+VERDICT_COLORS = {"stable": "#1a7f37", "unstable": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def _rho_window(table: pd.DataFrame) -> tuple[float, float]:
+    """y-limits that show the theorem's range (0 to 1) and every measured rho within reason
+    (-0.5 to 2), and an interval's end only when it is near (-0.3 to 1.5): one huge interval
+    must not squash the others."""
+    rho = table["rho"].to_numpy(float)
+    low, high = table["rho_low"].to_numpy(float), table["rho_high"].to_numpy(float)
+    bottom = [-0.03, *(rho[(rho >= -0.5)] - 0.06), *low[(low >= -0.3)]]
+    top = [1.08, *(rho[(rho <= 2.0)] + 0.06), *high[(high <= 1.5)]]
+    return float(np.nanmin(bottom)), float(np.nanmax(top))
+
+
+def _measured(ax: Any, x: float, row: Any, marker: str, color: str) -> None:
+    """One measured rho with its interval; what lies beyond the axis is marked and written."""
+    if math.isfinite(row.rho):
+        marks.interval(ax, x, row.rho_low, row.rho_high)
+        marks.point(ax, x, row.rho, marker=marker, color=color)
+
+
+def _stability_panel(ax: Any, table: pd.DataFrame, styles: dict[str, RunStyle]) -> None:
     a = table.attrs
     mixed = table[(table["scheme"] == "real") & table["lambda"].notna()].sort_values("lambda")
     lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
@@ -200,30 +233,38 @@ def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
                 label=f"theorem, estimated constants (λ < {a['theorem_max_lambda']:.2g})")
         ax.axvline(a["theorem_max_lambda"], color="#1f77b4", lw=0.8, ls=":")
     ax.axhline(1.0, color="#cf222e", lw=0.8, ls=":")
-    if len(mixed):
-        err = np.vstack([mixed["rho"] - mixed["rho_low"], mixed["rho_high"] - mixed["rho"]])
-        err = np.where(np.isfinite(err), err, 0.0)
-        palette = {"stable": "#1a7f37", "unstable": "#cf222e"}
-        colors = [palette.get(o, "#9a6700") for o in mixed["observed"]]
-        ax.errorbar(mixed["lambda"], mixed["rho"], yerr=err, fmt="none", ecolor="0.2",
-                    capsize=3, lw=1)
-        ax.scatter(mixed["lambda"], mixed["rho"], c=colors, zorder=3, s=28,
-                   label="measured (mixed)")
+    y0, y1 = _rho_window(table)
+    ax.set_ylim(y0, y1)
+    runs = run_legend(styles)
+    dodge = 0.025 * right  # runs side by side at the same lambda
+    for i, style in enumerate(runs or [None]):
+        mine = mixed if style is None else mixed[mixed["label"].map(styles.get) == style]
+        marker = "o" if style is None else style.marker
+        shift = (i - (len(runs) - 1) / 2) * dodge if runs else 0.0
+        if style is not None and len(mine) > 1:  # a run's rhos joined in its line style
+            ax.plot(mine["lambda"] + shift, mine["rho"].clip(y0, y1), ls=style.linestyle,
+                    color="0.5", lw=1.0, zorder=1)
+        for row in mine.rename(columns={"lambda": "lam"}).itertuples(index=False):
+            _measured(ax, row.lam + shift, row, marker,
+                      VERDICT_COLORS.get(row.observed, "#9a6700"))
     others = table[~table.index.isin(mixed.index)]
     for i, row in enumerate(others.itertuples(index=False)):
         x = right * (1.06 + 0.08 * i)
-        lo = row.rho - row.rho_low if math.isfinite(row.rho_low) else 0.0
-        hi = row.rho_high - row.rho if math.isfinite(row.rho_high) else 0.0
-        ax.errorbar([x], [row.rho], yerr=[[lo], [hi]], fmt="s", color="#cf222e"
-                    if row.scheme == "none" else "#9467bd", capsize=3, ms=5)
-        ax.annotate("FS" if row.scheme == "none" else str(row.label), (x, row.rho),
+        style = styles.get(str(row.label))
+        color = "#cf222e" if row.scheme == "none" else "#9467bd"
+        _measured(ax, x, row, "s" if style is None else style.marker, color)
+        name = "FS" if row.scheme == "none" else base_label(str(row.label), style)
+        ax.annotate(name, (x, min(max(row.rho, y0), y1)) if math.isfinite(row.rho) else (x, y0),
                     textcoords="offset points", xytext=(5, -10), fontsize=8)
     ax.set_xlim(-0.03 * right, right * (1.06 + 0.08 * len(others)) + 0.05 * right)
-    top = np.nanmax([1.05, *table["rho_high"].replace(np.inf, np.nan).fillna(0)])
-    low = np.nanmin([0.0, *table["rho"].fillna(0)])
-    ax.set_ylim(max(low - 0.05, -0.3) if low < 0 else -0.03, min(top * 1.05, 2.0))
     ax.set_xlabel("λ (synthetic-to-real ratio)")
     ax.set_ylabel("contraction factor ρ")
     ax.set_title(f"{a['distance']}: {a.get('what', '')}", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.5", ls=st.linestyle, marker=st.marker, mfc="white",
+                       mec="0.15", label=st.run) for st in runs]
+    seen = [v for v in VERDICT_COLORS if (table["observed"] == v).any()]
+    handles += [Line2D([], [], ls="none", marker="o", color=VERDICT_COLORS[v], mec="0.15",
+                       label=f"measured: {v}") for v in seen]
+    ax.legend(handles=handles, fontsize=7, loc="best")
     ax.grid(alpha=0.25)

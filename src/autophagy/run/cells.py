@@ -18,6 +18,8 @@ from autophagy.run.grid import CellSpec, expand_grid
 from autophagy.store import RunStore
 
 Event = dict[str, Any]
+TRACKER_RUN = "mlflow_run_id"
+"""The ``cell.json`` field that keeps the cell's MLflow run, so a moved run directory resumes it."""
 
 
 def loop_settings(config: Config, seed: int) -> LoopSettings:
@@ -87,7 +89,11 @@ def run_batch(
         if config.run.tracker != "none":
             from autophagy.run.trackers import make_tracker
 
-            tracker = make_tracker(config, store.root, spec.info())
+            kept = cell.info().get(TRACKER_RUN)
+            tracker = make_tracker(config, store.root, spec.info(), run_id=kept)
+            run_id = getattr(tracker, "run_id", None)
+            if run_id is not None and run_id != kept:  # before any generation is sent
+                cell.write_info(**{TRACKER_RUN: run_id})
         runs.append(CellRun(model, dataset, spec.policy, loop_settings(cfg, spec.seed),
                             EvalSettings.from_config(cfg.eval), store=cell, progress=progress,
                             tracker=tracker))

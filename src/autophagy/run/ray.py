@@ -13,12 +13,13 @@ Ray is an optional extra: ``pip install -e ".[ray]"``.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 from typing import Any
 
 from autophagy.config import Config, ConfigError
+from autophagy.errors import ClusterError
 from autophagy.run.executors import drain, record_failure, worker
+from autophagy.run.ray_cluster import check_address
 
 Event = dict[str, Any]
 POLL_SECONDS = 0.2
@@ -36,35 +37,59 @@ def _ray() -> Any:
     return ray
 
 
+def _explicit(address: str | None) -> bool:
+    """Whether ``address`` is a head's host:port (not empty, ``auto`` or Ray Client's)."""
+    return bool(address) and address != "auto" and not address.startswith("ray://")
+
+
 def check_ray(config: Config) -> None:
-    """Ray is importable and ``run.address`` (when given as host:port) accepts connections."""
+    """Ray is importable and ``run.address`` (when host:port) is a Ray head that lets us in,
+    checked within seconds (:func:`autophagy.run.ray_cluster.check_address`)."""
     _ray()
-    address = config.run.address
-    if not address or address == "auto" or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
-            pass
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"run.address: cannot reach a Ray cluster at {address!r} ({err}); start one with "
-            "'ray start --head' and give its address, or leave run.address empty for a local Ray"
-        ) from None
+    if _explicit(config.run.address):
+        check_address(config.run.address)
 
 
 def _connect(config: Config, n_cells: int) -> bool:
-    """Connect to (or start) Ray; returns whether this call started it (and so shuts it down)."""
+    """Connect to (or start) Ray; returns whether this call started it (and so shuts it down).
+
+    A cluster that cannot be reached raises :class:`ClusterError` (never Ray's
+    ``ConnectionError``, an ``OSError`` that reads as a full disk)."""
     ray = _ray()
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if config.run.address:
-        ray.init(address=config.run.address, **options)
-    else:
+    address = config.run.address
+    if not address:
         cpus = config.run.workers or os.cpu_count() or 1
         ray.init(num_cpus=min(cpus, max(1, n_cells)), **options)
+        return True
+    if _explicit(address) and check_address(address):
+        _send_token()
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, TimeoutError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ClusterError(
+            f"run.address: could not connect to the Ray cluster at {address!r} ({first}); "
+            "check that 'ray status --address ADDRESS' works from this machine"
+        ) from None
     return True
+
+
+def _send_token() -> None:
+    """Send this machine's auth token with ``ray.init`` (what Ray does for ``address="auto"``):
+    the head on this machine was started with it."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without this helper reads the mode from the environment
+        os.environ["RAY_AUTH_MODE"] = "token"
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _cell_task(config_json: str, specs: list[Any], root: str, queue: Any) -> dict[str, str]:

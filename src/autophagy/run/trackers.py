@@ -15,9 +15,10 @@ back. Each is an optional extra, off by default (``run.tracker: none``):
   ``file:<run dir>/mlruns``, which needs no database. MLflow 3 keeps the file store behind
   ``MLFLOW_ALLOW_FILE_STORE``; it is set for ``file:`` URIs only.
 
-A resumed cell goes on in the same MLflow run (found by its tags) and the same TensorBoard
-folder, and sends only the generations it computes now: each generation reaches the tracker
-once, after its checkpoint is written.
+A resumed cell goes on in the same MLflow run and the same TensorBoard folder, and sends only
+the generations it computes now: each generation reaches the tracker once, after its checkpoint
+is written. The MLflow run's id is kept in the cell's own ``cell.json`` (written atomically,
+in the manifest), so a run directory moved or copied elsewhere still continues its runs.
 """
 
 from __future__ import annotations
@@ -72,16 +73,21 @@ def prepare_tracker(config: Config, run_root: Path) -> None:
         _mlflow_experiment(_mlflow_client(tracker_uri(config, run_root)), config.name)
 
 
-def make_tracker(config: Config, run_root: Path, cell: dict[str, Any]) -> Tracker | None:
+def make_tracker(
+    config: Config, run_root: Path, cell: dict[str, Any], *, run_id: str | None = None
+) -> Tracker | None:
     """The tracker of one cell (``None`` for ``run.tracker: none``); ``cell`` is the cell's
-    coordinates as the store records them (:meth:`autophagy.run.experiment.CellSpec.info`)."""
+    coordinates as the store records them (:meth:`autophagy.run.grid.CellSpec.info`), and
+    ``run_id`` the MLflow run the cell's own files name (``cell.json``), to continue it."""
     if config.run.tracker == "none":
         return None
     check_tracker(config)
     uri = tracker_uri(config, run_root)
     if config.run.tracker == "tensorboard":
         return TensorBoardTracker(Path(uri) / cell["cell"], cell)
-    return MLflowTracker(uri, config.name, cell, run_dir=str(Path(run_root).resolve()))
+    own = not config.run.tracker_uri  # the file store inside the run directory: ours alone
+    return MLflowTracker(uri, config.name, cell, run_dir=str(Path(run_root).resolve()),
+                         run_id=run_id, own_store=own)
 
 
 def coordinates(cell: dict[str, Any]) -> dict[str, str]:
@@ -146,17 +152,23 @@ class MLflowTracker:
     """A cell as one MLflow run (named by the cell id): its coordinates as params and tags,
     each metric logged with step = generation. A resumed cell continues its run."""
 
-    def __init__(self, uri: str, experiment: str, cell: dict[str, Any], *, run_dir: str):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        cell: dict[str, Any],
+        *,
+        run_dir: str,
+        run_id: str | None = None,
+        own_store: bool = False,
+    ):
         from mlflow.entities import Param
 
         self.client = _mlflow_client(uri)
         experiment_id = _mlflow_experiment(self.client, experiment)
-        runs = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{CELL_TAG}` = '{cell['cell']}'"
-        )
-        runs = [r for r in runs if r.data.tags.get(RUN_DIR_TAG) == run_dir]
-        if runs:
-            self.run_id = runs[0].info.run_id
+        found = self._find(experiment_id, cell["cell"], run_dir, run_id, own_store)
+        if found is not None:
+            self.run_id = found
             self.client.update_run(self.run_id, status="RUNNING")
             return
         tags = {CELL_TAG: cell["cell"], RUN_DIR_TAG: run_dir, "label": cell.get("label", "")}
@@ -164,6 +176,25 @@ class MLflowTracker:
         self.run_id = run.info.run_id
         params = [Param(k, v) for k, v in coordinates(cell).items() if k != "cell"]
         self.client.log_batch(self.run_id, params=params)
+
+    def _find(
+        self, experiment_id: str, cell: str, run_dir: str, run_id: str | None, own_store: bool
+    ) -> str | None:
+        """The cell's earlier run: the id its ``cell.json`` keeps (still there after the run
+        directory moved), else, for runs written before ids were kept, the run tagged with the
+        cell and this directory (any directory in the run's own file store)."""
+        if run_id is not None:
+            try:
+                run = self.client.get_run(run_id)
+            except Exception:  # not in this store (run.tracker_uri changed): a new run
+                run = None
+            if run is not None and run.info.experiment_id == experiment_id:
+                return run_id
+        runs = self.client.search_runs(
+            [experiment_id], filter_string=f"tags.`{CELL_TAG}` = '{cell}'"
+        )
+        runs = [r for r in runs if own_store or r.data.tags.get(RUN_DIR_TAG) == run_dir]
+        return runs[0].info.run_id if runs else None
 
     def log(self, generation: int, rows: list[dict[str, Any]]) -> None:
         from mlflow.entities import Metric
