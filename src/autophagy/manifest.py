@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from autophagy.atomic import atomic_write_bytes
+from autophagy.atomic import atomic_write_bytes, fsync_dir
 from autophagy.errors import IntegrityError, OldFormatError  # noqa: F401
 
 NAME = "manifest.json"
@@ -146,11 +146,16 @@ def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path]
     """Write files of one folder (``(path, data, durable)``, in order), then delete ``remove``,
     with two manifest saves in all: one recording the new hashes as pending and the removed
     files as deleting, one after the last file confirming them (a generation's metrics and
-    checkpoint, and with ``checkpoints: last`` the older checkpoint, are one update)."""
+    checkpoint, and with ``checkpoints: last`` the older checkpoint, are one update).
+
+    When any write is durable the whole update is (each file and both manifest saves fsynced,
+    then their directory, deletions too), so after a power cut each step is on disk before the
+    next: a new checkpoint is never on disk without the manifest that lists it."""
     paths = [Path(p) for p, _, _ in writes]
     removed = [Path(p) for p in remove]
     if not paths and not removed:
         return
+    durable = any(d for _, _, d in writes)
     manifest = Manifest(folder_of((paths or removed)[0]))
     rel = {p: p.relative_to(manifest.folder).as_posix() for p in [*paths, *removed]}
     current = None
@@ -164,17 +169,20 @@ def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path]
             if rel[p] in files:
                 files[rel[p]] = {**files[rel[p]], "deleting": True}
         if changed or removed:
-            manifest.save(files)
-        for current, data, durable in writes:
+            manifest.save(files, durable=durable)
+        for current, data, _ in writes:
             atomic_write_bytes(current, data, durable=durable)
         current = None
         for p in removed:
             p.unlink(missing_ok=True)
+        if durable:
+            for folder in sorted({p.parent for p in removed}):
+                fsync_dir(folder)
         for p in removed:
             files.pop(rel[p], None)
         files.update(changed)
         if changed or removed:
-            manifest.save(files)
+            manifest.save(files, durable=durable)
     except OSError as err:
         where = current or manifest.path
         raise OSError(err.errno, err.strerror or str(err), str(where)) from err

@@ -57,10 +57,10 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     manifest.write(path, buf.getvalue())
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
+def write_npy(path: Path, array: np.ndarray, *, durable: bool = False) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    manifest.write(path, buf.getvalue())
+    manifest.write(path, buf.getvalue(), durable=durable)
 
 
 class CellStore:
@@ -107,7 +107,8 @@ class CellStore:
         return sorted(g for g, p in on_disk.items() if p.relative_to(self.root).as_posix() in files)
 
     def save(self, generation: int, payload: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        """Persist generation ``generation``: metrics first, then the checkpoint (fsynced)."""
+        """Persist generation ``generation``: metrics first, then the checkpoint; both, and their
+        manifest, fsynced before each rename and their folders after (:func:`manifest.update`)."""
         table = io.BytesIO()
         rows_frame(rows).to_parquet(table, index=False)
         older = []
@@ -165,7 +166,8 @@ class CellStore:
         """Points: every evaluation sample. Images: the first :data:`SAVED_IMAGES` (a
         generation's 1,000 CIFAR-size samples would weigh 12 MB; the report draws their grid)."""
         path = self.root / "samples" / f"gen_{generation:04d}.npy"
-        write_npy(path, samples[:SAVED_IMAGES] if samples.ndim == 4 else samples)
+        # durable, as the checkpoint that follows: a finished generation keeps its samples
+        write_npy(path, samples[:SAVED_IMAGES] if samples.ndim == 4 else samples, durable=True)
 
     def save_error(self, text: str) -> None:
         """The traceback of a failed cell (``error.txt``), for the one who debugs it."""
