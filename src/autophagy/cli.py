@@ -11,18 +11,30 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+# Markdown help: a docstring's paragraphs are paragraphs, its source line breaks are not shown
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     help="Self-consuming generative models: retrain a model on its own samples, generation after "
     "generation, mixed with real data, and measure what happens against theory.",
 )
 theory_app = typer.Typer(
-    no_args_is_help=True, help="Closed forms of the theory, checked by simulation."
+    no_args_is_help=True, rich_markup_mode="markdown",
+    help="Closed forms of the theory, checked by simulation.",
 )
 app.add_typer(theory_app, name="theory")
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _consoles() -> None:
+    """Decided per command, when stdout is known: wrapped at a terminal, not in a log."""
+    from autophagy.terminal import make_console
+
+    global console, err_console
+    console, err_console = make_console(), make_console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -60,7 +72,7 @@ def run(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run directory (default: runs/<name>-<time>)."),
+        typer.Option("--out", "-o", help="Run directory (default: `runs/<name>-<time>`)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
