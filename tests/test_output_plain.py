@@ -84,3 +84,21 @@ def test_help_wraps_descriptions_only_where_the_panel_is_full(args):
             continue
         next_word = nxt.split()[0]
         assert len(this) + 1 + len(next_word) > width - 1, f"early break after {this!r}"
+
+
+def test_real_points_are_drawn_over_the_samples_in_the_sample_grid():
+    """Dense samples used to hide the held-out data they are compared with (samples.png)."""
+    import numpy as np
+    from matplotlib.colors import to_rgba
+
+    from autophagy.report.plots import plot_sample_grid
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 2))
+    fig = plot_sample_grid({"c": {0: rng.normal(size=(300, 2)), 3: rng.normal(size=(300, 2))}},
+                           labels={"c": "mixed λ=0.5"}, real=real)
+    for ax in fig.axes:
+        ordered = sorted(ax.collections, key=lambda c: c.get_zorder())
+        top = ordered[-1]
+        assert len(ordered) == 2 and np.allclose(top.get_offsets(), real)
+        assert tuple(top.get_facecolor()[0][:3]) == to_rgba("black")[:3]
