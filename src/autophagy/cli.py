@@ -41,8 +41,10 @@ def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr and a non-zero exit, never a traceback."""
     from rich.markup import escape  # a message may hold brackets: pip install -e ".[ray]"
 
-    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
-                      soft_wrap=True)
+    from autophagy.terminal import one_line
+
+    err_console.print(f"[bold red]error:[/bold red] {escape(one_line(message))}",
+                      highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -526,8 +528,11 @@ def verify(
     if not (run_dir / "config.yaml").exists() and not (run_dir / NAME).exists():
         fail(f"{str(run_dir)!r} has no config.yaml or {NAME}; is it a run directory?")
     result = verify_run(run_dir)
+    from autophagy.terminal import one_line
+
     for problem in result.problems:
-        console.print(problem.line(run_dir), markup=False, highlight=False, soft_wrap=True)
+        console.print(one_line(problem.line(run_dir)), markup=False, highlight=False,
+                      soft_wrap=True)
     size = f"{result.bytes / 1e6:.1f} MB" if result.bytes >= 1e5 else f"{result.bytes / 1e3:.0f} kB"
     cells = f"{result.cells} cell{'s' * (result.cells != 1)}"
     checked = f"{result.files} files ({size}) in {cells} match their manifests"

@@ -24,3 +24,12 @@ def make_console(*, stderr: bool = False) -> Console:
     if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
         return console
     return Console(stderr=stderr, width=UNWRAPPED, soft_wrap=True)
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and control characters escaped as ``repr`` shows them.
+
+    Why: messages quote names from files a user received (a config's field, a file in a run
+    directory); a ``\\n``, ``\\x85`` or terminal escape in such a name must neither add a line
+    to a one-line error nor move the cursor."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
