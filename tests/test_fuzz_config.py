@@ -47,7 +47,7 @@ NAMES = ["moons", "gmm", "kde", "gaussian", "mixed", "fully_synthetic", "accumul
 
 words = st.text(min_size=0, max_size=12)  # any unicode but surrogates
 numbers = st.one_of(
-    st.integers(-3, 300), st.sampled_from([0, -1, 10**30, -(10**30), 2**63]),
+    st.integers(-3, 300), st.sampled_from([0, -1, 10**13, 10**30, -(10**30), 2**63]),
     st.floats(allow_nan=True, allow_infinity=True),
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, words, st.sampled_from(NAMES))

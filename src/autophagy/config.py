@@ -339,6 +339,8 @@ def config_field(section: str) -> Iterator[None]:
         if fields is not None and err.argument not in known and err.argument != "options":
             where = f"{section}.options.{err.argument}"
         raise ConfigError(f"{where}: {err.detail}") from None
+    except MemoryError as err:  # a size no machine holds (data.n_train: 10000000000000)
+        raise ConfigError(f"{section}: {err}; is a size too large?") from None
     except ValueError as err:
         message = str(err)
         head = section.split(".")[0]

@@ -36,7 +36,7 @@ import pandas as pd
 
 from autophagy import manifest, statefile
 from autophagy.atomic import atomic_write_text
-from autophagy.errors import CheckpointError  # noqa: F401
+from autophagy.errors import CheckpointError, StoreError  # noqa: F401
 from autophagy.options import ArgumentError
 
 if TYPE_CHECKING:
@@ -63,6 +63,28 @@ def write_npy(path: Path, array: np.ndarray, *, durable: bool = False) -> None:
     manifest.write(path, buf.getvalue(), durable=durable)
 
 
+_CELL_FIELDS: dict[str, tuple[type, ...]] = {
+    "cell": (str,), "label": (str,), "policy": (str,), "lambda": (int, float, type(None)),
+    "params": (dict,), "sweep": (dict,), "seed": (int,), "status": (str,), "message": (str,),
+    "generation": (int, type(None)),
+}
+"""The fields of ``cell.json`` and the JSON types each may have (others are kept as they are)."""
+
+
+def check_cell_record(path: Path, info: Any) -> dict[str, Any]:
+    """``info`` if it is a cell record (a JSON object whose known fields have their types)."""
+    if not isinstance(info, dict):
+        raise StoreError(f"{path}: not a cell record (a JSON object), got {type(info).__name__}")
+    if missing := [k for k in ("cell", "label", "policy", "seed") if k not in info]:
+        raise StoreError(f"{path}: not a cell record (no {', '.join(missing)})")
+    for key, types in _CELL_FIELDS.items():
+        value = info.get(key)
+        if key in info and (not isinstance(value, types) or isinstance(value, bool)):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise StoreError(f"{path}: field {key!r} is {value!r:.40}, expected {wanted}")
+    return info
+
+
 class CellStore:
     """One cell's folder: checkpoints per generation, its metrics, samples and status."""
 
@@ -72,8 +94,20 @@ class CellStore:
 
     # -- coordinates and status -------------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        """The cell's coordinates and status (``cell.json``); ``{}`` before it is written.
+
+        Raises:
+            StoreError: ``cell.json`` is not a cell record (not JSON, or a field of another
+                type): a received directory's file, named in one line.
+        """
         path = self.root / "cell.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            info = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise StoreError(f"{path}: not JSON ({err})") from None
+        return check_cell_record(path, info)
 
     def write_info(self, **fields: Any) -> None:
         info = {**self.info(), **fields}
@@ -226,7 +260,10 @@ class RunStore:
         if not (root / "config.yaml").exists():
             raise ValueError(f"run directory {str(root)!r} has no config.yaml; is it a run?")
         manifest.check_run(root)  # one line naming a damaged file, or the old pickle format
-        return cls(root)
+        store = cls(root)
+        for cid in store.cell_ids():  # cell records of the right types, before anything reads them
+            store.cell(cid).info()
+        return store
 
     @property
     def config_text(self) -> str:
