@@ -163,3 +163,17 @@ def test_pickle_globals_reads_opcodes_without_running_them(tmp_path):
     assert pickle_globals(pickle.dumps(_system(marker), protocol=0))[0].endswith(".system")
     assert pickle_globals(b"\x80\x04garbage") == []
     assert not marker.exists()
+
+
+def test_resume_checks_a_received_runs_checkpoint_before_any_cell(tmp_path):
+    """A received run directory whose config names a hostile checkpoint: one line, no cell."""
+    from autophagy.store import RunStore
+
+    marker = tmp_path / "ran"
+    path, _ = craft("pt-torch-save-zip", tmp_path, marker, None)
+    store = RunStore.create(tmp_path / "run", "name: received\nseed: [0]\nmodel:\n  name: ddpm\n"
+                            f"  options: {{init_checkpoint: {path}}}\n")
+    result = runner.invoke(app, ["resume", str(store.root), "--quiet"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "refused" in result.output and not marker.exists()
+    assert not (store.root / "cells").exists()

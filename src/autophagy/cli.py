@@ -108,16 +108,14 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished generations are kept, each cell goes on from its
     last checkpoint with the same random numbers it would have drawn."""
+    from autophagy.experiment import check_config
     from autophagy.store import RunStore
 
     try:
         store = RunStore.open(run_dir)
         cfg = store.config()
         store.keep = cfg.run.checkpoints
-        if cfg.run.tracker != "none":
-            from autophagy.trackers import check_tracker
-
-            check_tracker(cfg)
+        check_config(cfg)  # as for run: a received directory's checkpoint, data and tracker
     except ValueError as err:
         fail(str(err))
     console.print(f"[bold]autophagy[/bold] resuming {store.root}")
