@@ -71,11 +71,12 @@ _CELL_FIELDS: dict[str, tuple[type, ...]] = {
 """The fields of ``cell.json`` and the JSON types each may have (others are kept as they are)."""
 
 
-def check_cell_record(path: Path, info: Any) -> dict[str, Any]:
-    """``info`` if it is a cell record (a JSON object whose known fields have their types)."""
+def check_cell_record(path: Path, info: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``info`` if it is a cell record (a JSON object whose known fields have their types, with
+    the ``required`` ones: a run's cells carry their coordinates, a lone cell may not)."""
     if not isinstance(info, dict):
         raise StoreError(f"{path}: not a cell record (a JSON object), got {type(info).__name__}")
-    if missing := [k for k in ("cell", "label", "policy", "seed") if k not in info]:
+    if missing := [k for k in required if k not in info]:
         raise StoreError(f"{path}: not a cell record (no {', '.join(missing)})")
     for key, types in _CELL_FIELDS.items():
         value = info.get(key)
@@ -262,7 +263,9 @@ class RunStore:
         manifest.check_run(root)  # one line naming a damaged file, or the old pickle format
         store = cls(root)
         for cid in store.cell_ids():  # cell records of the right types, before anything reads them
-            store.cell(cid).info()
+            path = store.cell(cid).root / "cell.json"
+            if path.exists():
+                check_cell_record(path, store.cell(cid).info(), ("cell", "label", "policy", "seed"))
         return store
 
     @property
