@@ -25,11 +25,11 @@ def long_run(tmp_path_factory):
     """A small Gaussian lambda sweep written under a path far longer than 80 columns."""
     root = tmp_path_factory.mktemp("plain")
     config = {
-        "name": "plain", "seed": [0, 1, 2, 3],
+        "name": "plain", "seed": [0, 1],
         "data": {"name": "eight_gaussians", "n_train": 100, "n_test": 200, "seed": 0},
         "model": {"name": "gaussian"},
         "loop": {"policies": {"mixed": {"lambda": [0.5, 2]}, "fully_synthetic": {}},
-                 "generations": 12},
+                 "generations": 8},
         "eval": {"metrics": ["theta_distance", "theta_step", "gen0_mmd2", "step_mmd2"],
                  "n_samples": 200, "verdict_metric": "theta_distance"},
         "run": {"executor": "inline", "checkpoints": "last"},
