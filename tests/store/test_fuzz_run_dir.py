@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from autophagy import load_results, manifest
+from autophagy import load_results
+from autophagy.store import manifest
 from autophagy.cli import app
 from autophagy.errors import AutophagyError
 
