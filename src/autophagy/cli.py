@@ -66,7 +66,9 @@ def run(
 ) -> None:
     """Run an experiment; with no options, the default job (preset 'toy-flow')."""
     from autophagy.config import DEFAULT_PRESET, config_field, load_config
+    from autophagy.errors import AutophagyError
     from autophagy.experiment import check_config, expand_grid
+    from autophagy.lock import RunLock
     from autophagy.store import RunStore
 
     try:
@@ -77,14 +79,15 @@ def run(
         root = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         with config_field("--out"):
             store = RunStore.create(root, cfg.to_yaml(), keep=cfg.run.checkpoints)
-    except ValueError as err:
+        lock = RunLock(store.root, "run").acquire()
+    except (ValueError, AutophagyError) as err:
         fail(str(err))
     n = len(expand_grid(cfg))
     console.print(
         f"[bold]autophagy[/bold] {cfg.name}: {cfg.data.name} x {cfg.model.name}, {n} cells, "
         f"{cfg.loop.generations} generations -> {store.root}"
     )
-    _execute(cfg, store, quiet)
+    _execute(cfg, store, quiet, lock)
 
 
 @app.command()
@@ -94,9 +97,14 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished generations are kept, each cell goes on from its
     last checkpoint with the same random numbers it would have drawn."""
+    from autophagy.errors import AutophagyError
+    from autophagy.lock import RunLock
     from autophagy.store import RunStore
 
+    lock = None
     try:
+        if (run_dir / "config.yaml").exists():  # the one writer, before anything is read
+            lock = RunLock(run_dir, "resume").acquire()
         store = RunStore.open(run_dir)
         cfg = store.config()
         store.keep = cfg.run.checkpoints
@@ -104,34 +112,42 @@ def resume(
             from autophagy.trackers import check_tracker
 
             check_tracker(cfg)
-    except ValueError as err:
+    except (ValueError, AutophagyError) as err:
+        if lock is not None:
+            lock.release()
         fail(str(err))
+    if lock.stale is not None:
+        console.print(f"the previous writer, {lock.stale.describe()}, is gone", markup=False,
+                      highlight=False, soft_wrap=True)
     console.print(f"[bold]autophagy[/bold] resuming {store.root}")
-    _execute(cfg, store, quiet)
+    _execute(cfg, store, quiet, lock)
 
 
-def _execute(cfg, store, quiet: bool) -> None:
+def _execute(cfg, store, quiet: bool, lock) -> None:
+    """Run the cells and the report while holding ``lock``; a stop (Ctrl-C, SIGTERM, a failed
+    write) is one line, with the resume hint when a generation finished."""
+    from autophagy.errors import WriteError
     from autophagy.experiment import expand_grid, run_experiment
     from autophagy.progress import ExperimentProgress
     from autophagy.report.build import build_report
+    from autophagy.runstate import resume_hint, sigterm_as_interrupt, stopped_by
 
     cells = expand_grid(cfg)
     try:
-        with ExperimentProgress(
-            len(cells), cfg.loop.generations, console, enabled=not quiet
-        ) as progress:
-            statuses = run_experiment(cfg, store, progress)
-    except KeyboardInterrupt:
-        err_console.print(
-            f"interrupted; finished generations are saved. Continue with:\n"
-            f"  autophagy resume {store.root}"
-        )
-        raise typer.Exit(130) from None
-    except OSError as err:  # a full disk: what finished is saved and its manifests stay true
-        first = err.__context__ if isinstance(err.__context__, OSError) else err  # names a file
-        fail(f"{first}; finished generations are saved: make room, then 'autophagy resume "
-             f"{store.root}'", code=1)
-    html = build_report(store, console=console)
+        with sigterm_as_interrupt():
+            with ExperimentProgress(
+                len(cells), cfg.loop.generations, console, enabled=not quiet
+            ) as progress:
+                statuses = run_experiment(cfg, store, progress)
+            html = build_report(store, console=console)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (runstate.Terminated)
+        err_console.print(f"interrupted; {resume_hint(store.root)}", markup=False,
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(getattr(err, "exit_code", 130)) from None
+    except WriteError as err:  # a full disk, a read-only folder: named, nothing half reported
+        fail(stopped_by(err, store.root))
+    finally:
+        lock.release()
     console.print(f"report: {html}")
     if all(s != "done" for s in statuses.values()):
         raise typer.Exit(1)
@@ -142,14 +158,18 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
 ) -> None:
     """Rebuild the figures, tables and report.html of a run from its directory (no retraining)."""
+    from autophagy.errors import AutophagyError
+    from autophagy.lock import hold_unless_running
     from autophagy.report.build import build_report
     from autophagy.store import RunStore
 
     try:
         store = RunStore.open(run_dir)
-    except ValueError as err:
+        with hold_unless_running(run_dir, "report"):  # a live run: a snapshot, no manifest
+            html = build_report(store, console=console)
+    except (ValueError, AutophagyError) as err:
         fail(str(err))
-    console.print(f"report: {build_report(store, console=console)}")
+    console.print(f"report: {html}")
 
 
 @app.command()
@@ -525,6 +545,10 @@ def verify(
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"{run_dir}: clean, {checked}", markup=False, highlight=False, soft_wrap=True)
+    from autophagy.runstate import run_state
+
+    if line := run_state(run_dir).line():  # intact files, but the run did not finish
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

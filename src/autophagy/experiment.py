@@ -17,6 +17,7 @@ from typing import Any
 
 from autophagy.config import Config, ConfigError, config_field
 from autophagy.data import Dataset, load_dataset
+from autophagy.errors import WriteError
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
 from autophagy.metrics import resolve_metrics
 from autophagy.models.base import check_sampling_temperature
@@ -356,6 +357,8 @@ def _run_processes(config, batches, store, emit, workers) -> dict[str, str]:
                 for fut in done:
                     try:
                         statuses.update(fut.result())
+                    except WriteError:  # a full disk or a read-only folder: stop the run
+                        raise
                     except Exception as err:  # a worker died: record it, keep the others
                         for spec in futures[fut]:
                             store.cell(spec.cell_id).set_status("failed", f"worker: {err}")

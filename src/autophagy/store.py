@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ import pandas as pd
 
 from autophagy import manifest, statefile
 from autophagy.atomic import atomic_write_text
-from autophagy.errors import CheckpointError  # noqa: F401
+from autophagy.errors import CheckpointError, WriteError  # noqa: F401
 from autophagy.options import ArgumentError
 
 if TYPE_CHECKING:
@@ -73,11 +74,11 @@ class CellStore:
     # -- coordinates and status -------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         path = self.root / "cell.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _numbers_back(json.loads(path.read_text())) if path.exists() else {}
 
     def write_info(self, **fields: Any) -> None:
         info = {**self.info(), **fields}
-        text = json.dumps(info, indent=2, default=_json)
+        text = json.dumps(_strict(info), indent=2, allow_nan=False)
         manifest.write(self.root / "cell.json", text.encode())
 
     def set_status(self, status: str, message: str = "", generation: int | None = None) -> None:
@@ -169,7 +170,10 @@ class CellStore:
 
     def save_error(self, text: str) -> None:
         """The traceback of a failed cell (``error.txt``), for the one who debugs it."""
-        atomic_write_text(self.root / "error.txt", text)
+        try:
+            atomic_write_text(self.root / "error.txt", text)
+        except OSError as err:
+            raise WriteError.of(err, self.root / "error.txt") from err
 
     def samples(self) -> dict[int, np.ndarray]:
         folder = self.root / "samples"
@@ -214,7 +218,10 @@ class RunStore:
                 f"{str(root)!r} already exists and is not empty; choose another folder "
                 f"or continue it with 'autophagy resume {root}'"
             )
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteError.of(err, root) from err
         manifest.write(root / "config.yaml", config_text.encode())
         return cls(root, keep)
 
@@ -264,9 +271,17 @@ class RunStore:
         return infos, [*CELL_COLUMNS[:at], *extra, *CELL_COLUMNS[at:]]
 
     def cells(self) -> pd.DataFrame:
-        """One row per cell: its coordinates (with every policy parameter), status, message."""
+        """One row per cell: its coordinates (with every policy parameter), status, message.
+
+        An unfinished cell (``pending``, ``running``) whose run has no live writer reads as
+        ``interrupted`` (:mod:`autophagy.runstate`): its curve stops early."""
+        from autophagy import lock
+        from autophagy.runstate import effective_status
+
         infos, columns = self._coordinates()
         df = pd.DataFrame([{c: info.get(c) for c in columns} for info in infos], columns=columns)
+        alive = lock.holder(self.root) is not None
+        df["status"] = [effective_status(s, alive) for s in df["status"]]
         return df.astype({"lambda": "float64"})
 
     def collect_metrics(self) -> pd.DataFrame:
@@ -321,10 +336,43 @@ class RunStore:
         return (self.cell(c) for c in self.cell_ids())
 
 
-def _json(value: Any) -> Any:
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _strict(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars as Python ones, non-finite floats as the strings
+    ``"inf"``, ``"-inf"``, ``"nan"``. Why: ``json.dumps`` writes ``Infinity`` (fully synthetic's
+    lambda), which only Python's parser accepts; jq, JavaScript and Go reject the file."""
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _numbers_back(info: dict[str, Any]) -> dict[str, Any]:
+    """Undo :func:`_strict` where numbers live (``lambda``, policy parameters, swept values),
+    so a label-like string elsewhere is never taken for a number. Files from before, with a
+    bare ``Infinity``, read as they always did (Python's parser takes it)."""
+
+    def back(v: Any) -> Any:
+        if isinstance(v, list):
+            return [back(x) for x in v]
+        return _NON_FINITE.get(v, v) if isinstance(v, str) else v
+
+    out = dict(info)
+    if "lambda" in out:
+        out["lambda"] = back(out["lambda"])
+    for key in ("params", "sweep"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: back(v) for k, v in out[key].items()}
+    return out
 
 
 def open_run(run_dir: str | Path) -> RunStore:
