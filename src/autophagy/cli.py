@@ -587,9 +587,13 @@ def migrate(
                 fail("not confirmed: no terminal to ask on; pass --yes if you trust the directory")
             if not typer.confirm("Unpickle and convert them?", default=False):
                 fail("nothing changed", code=1)
+    from autophagy.errors import AutophagyError
+    from autophagy.lock import hold
+
     try:
-        done = migrate_run(run_dir)
-    except MigrationError as err:
+        with hold(run_dir, "migrate"):  # it rewrites checkpoints and manifests: the one writer
+            done = migrate_run(run_dir)
+    except (MigrationError, AutophagyError) as err:
         fail(str(err))
     problems = verify_run(run_dir).problems
     console.print(
