@@ -190,3 +190,47 @@ def test_the_lock_refuses_a_second_holder_in_one_line_and_is_free_after_release(
     again = RunLock(tmp_path, "resume").acquire()
     assert again.stale is None  # a clean release leaves no record to take over
     again.release()
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (Linux /proc; the test skips elsewhere)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_worker_processes_end_with_a_killed_parent_so_its_free_lock_is_safe(tmp_path):
+    # before: after kill -9 of 'autophagy run' its workers went on writing their cells for
+    # minutes while the lock was free, so a 'resume' would run beside them
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autophagy", "run", *RUN, "--set", "loop.generations=200",
+         "--set", "run.executor=processes", "--set", "run.workers=2", "--out", str(out)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = out / "cells" / "mixed-lam0.5-seed0" / "checkpoints" / "gen_0001.safetensors"
+    start = time.monotonic()
+    while not first.exists() and time.monotonic() - start < 120 and proc.poll() is None:
+        time.sleep(0.05)
+    children = _children(proc.pid)
+    assert len(children) >= 3  # two workers and the progress queue's manager
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    start = time.monotonic()
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() - start < 20:
+        time.sleep(0.1)
+    left = [c for c in children if Path(f"/proc/{c}").exists()]
+    for pid in left:  # do not leave them running if this test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left
+    assert holder(out) is None
+    result = runner.invoke(app, ["verify", str(out)])
+    assert result.exit_code == 0 and "interrupted" in result.output, result.output

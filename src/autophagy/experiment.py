@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.managers import SyncManager
 from typing import Any
 
 from autophagy.config import Config, ConfigError, config_field
@@ -282,7 +285,9 @@ def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
 
 def _limit_threads(threads: int = 1) -> None:
     """``threads`` BLAS/torch threads per worker process: together the workers fill the cores
-    (one each when there are as many workers as cores)."""
+    (one each when there are as many workers as cores). Also: the worker ends with its parent
+    (:func:`_exit_with_parent`)."""
+    _exit_with_parent()
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)
@@ -290,6 +295,25 @@ def _limit_threads(threads: int = 1) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _exit_with_parent(poll: float = 0.5) -> None:
+    """End this worker when the process that started it dies.
+
+    Why: after a ``kill -9`` of ``autophagy run`` its workers went on writing their cells for
+    minutes, while the run's lock (:mod:`autophagy.lock`), held by the dead parent, was already
+    free: a ``resume`` then ran the same cells beside them. A daemon thread watches the parent
+    pid (a reparented process sees another) and exits at once, as a kill would; every write is
+    atomic, so this is as safe as the kill itself.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker(config_json: str, specs: list[CellSpec], root: str, queue) -> dict[str, str]:
@@ -335,7 +359,8 @@ def run_experiment(
 
 def _run_processes(config, batches, store, emit, workers) -> dict[str, str]:
     ctx = get_context("spawn")  # fork is unsafe once torch or BLAS threads exist
-    manager = ctx.Manager()
+    manager = SyncManager(ctx=ctx)  # ctx.Manager(), ending with this process too
+    manager.start(_exit_with_parent)
     queue = manager.Queue()
     statuses: dict[str, str] = {}
     threads = max(1, (os.cpu_count() or 1) // workers)
