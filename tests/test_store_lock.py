@@ -101,6 +101,11 @@ def test_a_second_writer_is_refused_while_the_first_lives_and_let_in_after_kill_
         alive = runner.invoke(app, ["verify", str(out)])
         assert alive.exit_code == 0 and "still running" in alive.output, alive.output
         assert holder(out).pid == first.pid
+        manifests = {p: p.read_bytes() for p in out.rglob("manifest.json")}
+        snapshot = runner.invoke(app, ["report", str(out)])  # a report of a live run
+        assert snapshot.exit_code == 0, snapshot.output
+        assert snapshot.output.startswith(f"warning: {out}: still running"), snapshot.output
+        assert manifests == {p: p.read_bytes() for p in out.rglob("manifest.json")}  # not its own
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -137,6 +142,17 @@ def test_verify_and_report_say_a_killed_run_is_unfinished(tmp_path):
     assert "running" not in html.split("<table")[-1]  # the cells table
     result = runner.invoke(app, ["verify", str(out)])  # report wrote; still the dead writer named
     assert f"pid {first.pid}" in result.output
+    # a report holding the lock runs no cell: the run still reads as interrupted, not running
+    code = f"from autophagy.lock import RunLock; RunLock({str(out)!r}, 'report').acquire(); " \
+           "print('held', flush=True); import time; time.sleep(60)"
+    reporter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reporter.stdout.readline().strip() == "held"
+        result = runner.invoke(app, ["verify", str(out)])
+        assert "interrupted" in result.output and "running" not in result.output, result.output
+    finally:
+        reporter.kill()
+        reporter.wait()
 
 
 @pytest.fixture(scope="module")

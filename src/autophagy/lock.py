@@ -214,6 +214,16 @@ def holder(root: Path) -> Holder | None:
         os.close(fd)
 
 
+RUNNERS = ("run", "resume", "")
+"""Commands that advance cells ("" for a holder whose record is not readable yet)."""
+
+
+def runner(root: Path) -> Holder | None:
+    """The live writer of ``root`` if it runs cells (``run``, ``resume``), not a ``report``."""
+    found = holder(root)
+    return found if found is not None and found.command in RUNNERS else None
+
+
 def last_writer(root: Path) -> Holder | None:
     """The record the last writer left if it died holding the lock (a clean exit clears it);
     when this process holds the lock, the dead writer it took over from."""

@@ -71,7 +71,9 @@ class RunState:
     root: Path
     statuses: dict[str, str | None] = field(default_factory=dict)
     writer: lock.Holder | None = None
-    """The live process writing it, if any."""
+    """The live process running its cells (``run``, ``resume``), if any."""
+    holder: lock.Holder | None = None
+    """The live process holding its lock (a runner, or a ``report``), if any."""
     last_writer: lock.Holder | None = None
     """The record a writer left when it died holding the lock."""
 
@@ -102,7 +104,9 @@ def run_state(root: Path) -> RunState:
 
     store = RunStore(Path(root))
     statuses = {cid: store.cell(cid).info().get("status") for cid in store.cell_ids()}
-    return RunState(Path(root), statuses, lock.holder(root), lock.last_writer(root))
+    holder = lock.holder(root)
+    writer = holder if holder is not None and holder.command in lock.RUNNERS else None
+    return RunState(Path(root), statuses, writer, holder, lock.last_writer(root))
 
 
 def resume_hint(root: Path) -> str:

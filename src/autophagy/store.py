@@ -280,7 +280,7 @@ class RunStore:
 
         infos, columns = self._coordinates()
         df = pd.DataFrame([{c: info.get(c) for c in columns} for info in infos], columns=columns)
-        alive = lock.holder(self.root) is not None
+        alive = lock.runner(self.root) is not None
         df["status"] = [effective_status(s, alive) for s in df["status"]]
         return df.astype({"lambda": "float64"})
 

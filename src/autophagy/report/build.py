@@ -22,8 +22,8 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
     verdicts are marked (:func:`~autophagy.report.summary.mark_unfinished`)."""
     config = store.config()
     state = run_state(store.root)
-    # a live writer's run: read its cells, write into no manifest (the writer owns them)
-    metrics = store.results() if state.writer is not None else store.collect_metrics()
+    # another live writer: read the cells, write into no manifest (the writer owns them)
+    metrics = store.results() if state.holder is not None else store.collect_metrics()
     cells = store.cells()
     verdict_metric = config.eval.verdict_metric
     theory = store.theory()

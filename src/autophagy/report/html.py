@@ -52,7 +52,7 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px;
           margin-right: 0.4em; vertical-align: -0.05em; }
 .v-stable, .s-done { color: #1a7f37; font-weight: 600; }
-.v-drifting, .s-running { color: #9a6700; font-weight: 600; }
+.v-drifting, .s-running, .s-interrupted { color: #9a6700; font-weight: 600; }
 .v-collapsing, .v-diverged, .s-failed, .s-diverged { color: #cf222e; font-weight: 600; }
 .v-na { color: #777; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
