@@ -12,6 +12,7 @@ Layout::
       cells/<cell>/samples/gen_0003.npy       evaluation samples, to redraw figures
       cells/<cell>/error.txt                  traceback of a failed cell
       figures/*.png  report.html
+      .lock                       the one writer's lock: pid, host, since (:mod:`autophagy.lock`)
 
 Every file is written to a temporary name in the same folder and renamed into place, so a file
 is either the old version or the new one, never half of each. A cell's checkpoint is written
@@ -19,6 +20,8 @@ after its metrics, so the newest checkpoint always has its metrics on disk. Ever
 goes through :func:`autophagy.manifest.write`, which records the file in its folder's manifest,
 so ``resume``, ``report`` and :func:`open_run` refuse a damaged file instead of reading it
 (:mod:`autophagy.manifest`); checkpoints hold no code (:mod:`autophagy.statefile`).
+A write that fails (a full disk, a read-only folder) raises
+:class:`~autophagy.errors.WriteError` naming the file, never a cell's ``failed`` status.
 """
 
 from __future__ import annotations
