@@ -103,10 +103,17 @@ def run_state(root: Path) -> RunState:
     from autophagy.store import RunStore
 
     store = RunStore(Path(root))
-    statuses = {cid: store.cell(cid).info().get("status") for cid in store.cell_ids()}
+    statuses = {cid: _status(store.cell(cid)) for cid in store.cell_ids()}
     holder = lock.holder(root)
     writer = holder if holder is not None and holder.command in lock.RUNNERS else None
     return RunState(Path(root), statuses, writer, holder, lock.last_writer(root))
+
+
+def _status(cell) -> str | None:
+    try:
+        return cell.info().get("status")
+    except (OSError, ValueError, AttributeError):  # unreadable: verify names it on its own
+        return None
 
 
 def resume_hint(root: Path) -> str:
