@@ -9,7 +9,7 @@ with the preset's budgets, once cell by cell (as ``run.batch: 1`` does inside a 
 in lockstep, fits batched (``run.batch`` = every cell), in the same process with the same torch
 threads; sampling and metrics are in both times. The "fits only" column times the training steps
 alone: one cold fit of each cell's real training set for the preset's per-generation budget, one
-after another against one :func:`~autophagy.models.neural.fit_batched`. The batched cells are
+after another against one :func:`~autophagy.models.families.neural.fit_batched`. The batched cells are
 checked to give the same metrics as the sequential ones. Timings on a shared machine wander by
 10-30%: ``--repeats`` alternates the two ways that many times and keeps each one's fastest.
 
@@ -30,9 +30,10 @@ from rich.console import Console
 from rich.table import Table
 
 from autophagy.config import load_config
-from autophagy.experiment import build_config_model, build_dataset, expand_grid, loop_settings
+from autophagy.run.cells import build_config_model, build_dataset, loop_settings
+from autophagy.run.grid import expand_grid
 from autophagy.loop import CellRun, EvalSettings, run_cells
-from autophagy.models.neural import fit_batched
+from autophagy.models.families.neural import fit_batched
 
 MLP = "{hidden_features: [64, 64, 64], batch_size: 256, lr: 0.002, ema: 0.99, device: cpu}"
 FAMILIES = {  # family: (preset, overrides)

@@ -1,7 +1,7 @@
 """Time the vectorised Gaussian loop against the general loop run one seed at a time.
 
 Why: checking a closed form to a few standard errors needs thousands of independent runs. The
-general loop (:func:`autophagy.loop.run_cell` with :class:`~autophagy.models.gaussian.GaussianMLE`)
+general loop (:func:`autophagy.loop.run_cell` with :class:`~autophagy.models.families.gaussian.GaussianMLE`)
 runs one seed per call; :func:`autophagy.theory.simulate_gaussian_loop` runs all seeds as one
 batch. Both produce the same trajectories (``tests/test_theory_gaussian.py`` replays the loop draw
 for draw), so the ratio of times is the speed-up of the theory checks.
@@ -23,7 +23,7 @@ import numpy as np
 from autophagy.data import dataset_from_array
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import get_metric
-from autophagy.models.gaussian import GaussianMLE
+from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.policies import parse_policy
 from autophagy.theory import simulate_gaussian_loop
 

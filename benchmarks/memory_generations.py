@@ -23,7 +23,7 @@ import tracemalloc
 from pathlib import Path
 
 from autophagy.config import load_config
-from autophagy.experiment import run_experiment
+from autophagy.run.experiment import run_experiment
 from autophagy.store import RunStore
 
 MiB = 1024 * 1024

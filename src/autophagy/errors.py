@@ -20,6 +20,14 @@ class ConfigError(AutophagyError, ValueError):
     """A config problem, as one line naming the field and the fix."""
 
 
+class InputError(AutophagyError, ValueError):
+    """A value outside what a function accepts; the message names the argument and the range.
+
+    The library's own checks raise it (a ``ValueError``, as numpy's would), so the command line
+    can tell a refused input from a bug: a plain ``ValueError`` from deep inside is a bug.
+    """
+
+
 class ArgumentError(AutophagyError, ValueError):
     """A bad argument, named in library terms (``argument``: ``device``, ``path``, ``options``).
 
@@ -31,6 +39,15 @@ class ArgumentError(AutophagyError, ValueError):
         super().__init__(f"{argument}: {message}")
         self.argument = argument
         self.detail = message
+
+
+class ClusterError(ConfigError):
+    """The Ray cluster ``run.address`` names cannot be reached, does not speak Ray, or refuses us.
+
+    Why its own class: Ray reports these as ``ConnectionError``, an ``OSError``, which the command
+    line would take for a full disk ("make room, then resume"). One line names ``run.address``
+    and what to check; it is a ``ConfigError`` because the fix is the address (or the cluster).
+    """
 
 
 class UnknownName(AutophagyError, ValueError):
@@ -131,3 +148,17 @@ class NotWritableError(WriteError):
     """A read-only file system (EROFS) or no permission (EACCES, EPERM)."""
 
     hint = "not writable: choose a folder you can write to, or fix its permissions"
+
+
+class ContractError(AutophagyError, AssertionError):
+    """A plugin (model, policy, metric, dataset) breaks a rule the loop relies on.
+
+    Raised by :mod:`autophagy.testing` as one line, ``<Class>: <rule>: <what happened>``, so a
+    plugin author learns which rule broke without reading a traceback. ``subject`` is the class
+    (or name) checked, ``rule`` the rule's short name, ``detail`` what happened. An
+    ``AssertionError`` too, so a failed check reads as a failed test under pytest.
+    """
+
+    def __init__(self, subject: str, rule: str, detail: str):
+        super().__init__(f"{subject}: {rule}: {detail}")
+        self.subject, self.rule, self.detail = subject, rule, detail

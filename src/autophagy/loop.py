@@ -20,13 +20,13 @@ import inspect
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from autophagy.data import Dataset, dataset_from_array, load_dataset
-from autophagy.errors import WriteError
+from autophagy.errors import InputError, WriteError
 from autophagy.metrics import EvalContext, Metric, evaluate, model_moments, resolve_metrics
 from autophagy.metrics.feature_metrics import HeldOutFeatures
 from autophagy.models.base import DivergedError, check_sampling_temperature, sample_at
@@ -34,10 +34,19 @@ from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
 from autophagy.store import CellStore, rows_frame
 
-if TYPE_CHECKING:
-    from autophagy.trackers import Tracker
-
 TRAIN_STREAM, EVAL_STREAM = 0, 1
+
+
+class Tracker(Protocol):
+    """What a cell sends to an experiment tracker (:mod:`autophagy.run.trackers` implements it):
+    each generation's metric rows once saved, then its final status."""
+
+    def log(self, generation: int, rows: list[dict[str, Any]]) -> None:
+        """``rows``: ``{"generation", "metric", "value"}`` of one generation, as the store has."""
+
+    def close(self, status: str) -> None:
+        """The cell stopped: ``done``, ``diverged`` or ``failed``."""
+
 Progress = Callable[..., None]
 
 
@@ -68,7 +77,7 @@ class LoopSettings:
     def __post_init__(self):
         g = self.generations
         if isinstance(g, bool) or not isinstance(g, int | np.integer) or g < 0:
-            raise ValueError(f"generations must be a whole number >= 0, got {g!r}")
+            raise InputError(f"generations must be a whole number >= 0, got {g!r}")
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,8 @@ class CellRun:
     """One cell between two generations: what it has done and how to do its next generation.
 
     Why a class: :func:`run_cells` steps several cells in lockstep so that the fits of one model
-    family train as one batch (:func:`autophagy.models.neural.fit_batched`); :func:`run_cell`
+    family train as one batch (:func:`autophagy.models.families.neural.fit_batched`);
+    :func:`run_cell`
     steps one. Either way a cell draws only from its own RNG streams, so its numbers are its own.
     The constructor resumes from the store's newest checkpoint when there is one.
     """
@@ -363,7 +373,7 @@ def _fit_together(jobs: list[tuple[CellRun, np.ndarray, bool, int | None]]):
     models = [job[0].model for job in jobs]
     batchable = len(jobs) > 1 and all(getattr(m, "batchable", False) for m in models)
     if batchable and len({type(m) for m in models}) == 1 and len({j[2] for j in jobs}) == 1:
-        from autophagy.models.neural import fit_batched
+        from autophagy.models.families.neural import fit_batched
 
         errors = fit_batched(
             models,

@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from autophagy.errors import UnknownName  # noqa: F401
+from autophagy.errors import (
+    InputError,
+    UnknownName,  # noqa: F401
+)
 
 T = TypeVar("T")
 PLUGIN_GROUP = "autophagy.plugins"
@@ -103,7 +106,7 @@ class Registry(Mapping[str, T]):
         if target is None:
             return lambda obj: self.register(name, obj, description=description, replace=replace)
         if name in self._entries and not replace:
-            raise ValueError(
+            raise InputError(
                 f"a {self.kind} named {name!r} is already registered; pass replace=True to "
                 "override it"
             )
@@ -146,7 +149,11 @@ class Registry(Mapping[str, T]):
 
     def choices(self, name: str = "") -> str:
         """'did you mean ...? choose from: a, b, c' for error messages."""
-        known = list(self)
-        close = difflib.get_close_matches(name, known, n=1) if name else []
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{hint}choose from: {', '.join(known)}"
+        return choices_hint(name, list(self))
+
+
+def choices_hint(name: str, known: list[str], verb: str = "choose from") -> str:
+    """'did you mean 'x'? choose from: a, b, c' (the closest known name, if any is close)."""
+    close = difflib.get_close_matches(name, known, n=1) if name else []
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}{verb}: {', '.join(known)}"

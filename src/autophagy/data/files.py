@@ -27,6 +27,7 @@ import pandas as pd
 
 from autophagy.data.base import Dataset
 from autophagy.data.points import check_int, check_number
+from autophagy.errors import InputError
 
 SUPPORTED_SUFFIXES = (".npy", ".csv")
 DEFAULT_N_TEST = 2000
@@ -43,19 +44,19 @@ def as_points(x: Any, where: str) -> np.ndarray:
     try:
         a = np.asarray(x)
     except ValueError:
-        raise ValueError(f"{where} is ragged; every row must have the same length") from None
+        raise InputError(f"{where} is ragged; every row must have the same length") from None
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"{where} holds values of type {a.dtype}; only numeric data is supported")
+        raise InputError(f"{where} holds values of type {a.dtype}; only numeric data is supported")
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{where} has shape {a.shape}; expected a 2-D array of shape (N, d), one row a sample"
         )
     a = a.astype(np.float64)
     bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
     if bad:
-        raise ValueError(f"{where} contains {bad} NaN/inf values; clean or drop those rows")
+        raise InputError(f"{where} contains {bad} NaN/inf values; clean or drop those rows")
     return a
 
 
@@ -86,7 +87,7 @@ def split_sizes(
     train_needed = MIN_TRAIN if n_train is None else n_train
     if n_test + n_pool + train_needed > n_rows:
         train = f"n_train={n_train}" if n_train is not None else f"at least {MIN_TRAIN} train"
-        raise ValueError(
+        raise InputError(
             f"{where} has {n_rows} rows, too few for n_test={n_test} + n_pool={n_pool} + {train}; "
             f"{hint}"
         )
@@ -151,16 +152,16 @@ def _read_csv(path: Path, where: str, header: bool | None) -> np.ndarray:
     try:
         frame = pd.read_csv(path, header=0 if header else None)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{where} is empty") from None
+        raise InputError(f"{where} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{where} could not be parsed as CSV ({first})") from None
+        raise InputError(f"{where} could not be parsed as CSV ({first})") from None
     numeric = frame.apply(pd.to_numeric, errors="coerce")
     bad = numeric.isna().to_numpy() & frame.notna().to_numpy()
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         value = frame.iat[row, col]
-        raise ValueError(
+        raise InputError(
             f"{where} has a non-numeric value {value!r} at data row {row + 1}, column {col + 1}; "
             "only numeric columns are supported"
         )
@@ -175,16 +176,16 @@ def read_points(path: str | Path, *, header: bool | None = None) -> np.ndarray:
     Every error is a one-line ValueError starting with ``data.path:``.
     """
     if path is None:
-        raise ValueError("data.path: dataset 'file' needs a path to a .npy or .csv file")
+        raise InputError("data.path: dataset 'file' needs a path to a .npy or .csv file")
     p = Path(path).expanduser()
     where = f"data.path: '{path}'"
     if not p.exists():
-        raise ValueError(f"data.path: no such file '{path}'")
+        raise InputError(f"data.path: no such file '{path}'")
     if not p.is_file():
-        raise ValueError(f"{where} is not a file; give a .npy or .csv file")
+        raise InputError(f"{where} is not a file; give a .npy or .csv file")
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(
+        raise InputError(
             f"data.path: unsupported file type '{p.suffix}' for '{path}'; use .npy or .csv"
         )
     if suffix == ".npy":
@@ -192,7 +193,7 @@ def read_points(path: str | Path, *, header: bool | None = None) -> np.ndarray:
             raw = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{where} could not be read as .npy ({first})") from None
+            raise InputError(f"{where} could not be read as .npy ({first})") from None
     else:
         raw = _read_csv(p, where, header)
     return as_points(raw, where)
@@ -212,7 +213,7 @@ def load_file(
     ``params`` records ``path``, ``rows``, ``columns`` and the row indices of each split.
     """
     if header is not None and not isinstance(header, bool):
-        raise ValueError(f"header must be true, false or unset (auto-detect), got {header!r}")
+        raise InputError(f"header must be true, false or unset (auto-detect), got {header!r}")
     n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
     x = read_points(path, header=header)
     return split_rows(
@@ -243,7 +244,7 @@ def dataset_from_array(
     """
     fraction = check_number(test_fraction, "test_fraction", positive=True)
     if fraction >= 1:
-        raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+        raise InputError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
     n_pool = check_int(n_pool, "n_pool", 0)
     seed = check_int(seed, "seed", 0)
     where = "x: the array"

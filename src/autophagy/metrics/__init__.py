@@ -22,7 +22,7 @@ from autophagy.metrics.distances import (
     sliced_wasserstein2,
     wasserstein2,
 )
-from autophagy.metrics.features import (
+from autophagy.metrics.extractors import (
     FeatureCache,
     FeatureExtractor,
     InceptionFeatures,

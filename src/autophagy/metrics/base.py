@@ -28,10 +28,17 @@ import numpy as np
 
 from autophagy.data.base import Dataset
 
-__all__ = ["EvalContext", "Metric", "MetricGroup", "metric_rng"]
+__all__ = ["EvalContext", "Metric", "MetricGroup", "as_rows", "metric_rng"]
 
 DEFAULT_ORDER = 1000
 """Display order of a metric that does not give one: after the built-in ones."""
+
+
+def as_rows(samples: Any) -> np.ndarray:
+    """Samples as float64 rows, shape (n, features): images and points alike are compared as
+    flat vectors by the sample metrics (and by rewards)."""
+    x = np.asarray(samples, dtype=np.float64)
+    return x.reshape(len(x), -1)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from torch import nn
 
 from autophagy.atomic import atomic_write_bytes
 from autophagy.data.base import Dataset
+from autophagy.errors import InputError
 
 __all__ = [
     "CACHE_ENV",
@@ -126,11 +127,11 @@ def _as_images(x: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
         if a.ndim >= 1 and a[0].size == int(np.prod(shape)):
             a = a.reshape(len(a), *shape)
         else:
-            raise ValueError(f"images of shape {a.shape[1:]} do not match {tuple(shape)}")
+            raise InputError(f"images of shape {a.shape[1:]} do not match {tuple(shape)}")
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4:
-        raise ValueError(f"expected images (n, C, H, W), got shape {a.shape}")
+        raise InputError(f"expected images (n, C, H, W), got shape {a.shape}")
     return np.clip(a, -1.0, 1.0)
 
 
@@ -180,7 +181,7 @@ def train_classifier(
     x = _as_images(images)
     y = np.asarray(labels, dtype=np.int64)
     if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"need as many labels as images (got {len(x)} images, {len(y)} labels)")
+        raise InputError(f"need as many labels as images (got {len(x)} images, {len(y)} labels)")
     if n_classes is None:
         n_classes = int(y.max()) + 1
     start = time.perf_counter()
@@ -325,7 +326,7 @@ class DatasetClassifier:
         different split, seed or recipe never reuses stale weights.
         """
         if not has_labels(dataset):
-            raise ValueError(
+            raise InputError(
                 f"dataset {dataset.name!r} is not an image dataset with params['train_labels']"
             )
         key = _dataset_key(dataset, seed)
@@ -433,7 +434,7 @@ def class_histogram(pred: Any, n_classes: int) -> np.ndarray:
     """Share of ``pred`` falling in each of ``n_classes`` classes (sums to 1; zeros if empty)."""
     p = np.asarray(pred, dtype=np.int64).ravel()
     if p.size and (p.min() < 0 or p.max() >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}), got [{p.min()}, {p.max()}]")
+        raise InputError(f"labels must lie in [0, {n_classes}), got [{p.min()}, {p.max()}]")
     counts = np.bincount(p, minlength=n_classes).astype(np.float64)
     return counts / counts.sum() if p.size else counts
 

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
+from autophagy.errors import InputError
+from autophagy.metrics.base import as_rows
+
 __all__ = [
     "energy_distance",
     "mmd_rbf",
@@ -38,19 +41,18 @@ _CHUNK = 1024
 
 def _as_points(x: Any, name: str) -> np.ndarray:
     """Cast to a float64 array of shape (n, d) (images are flattened)."""
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 0:
-        raise ValueError(f"{name} must have shape (n, d), got a scalar")
-    a = a.reshape(len(a), -1)
+    if np.ndim(x) == 0:
+        raise InputError(f"{name} must have shape (n, d), got a scalar")
+    a = as_rows(x)
     if len(a) == 0:
-        raise ValueError(f"{name} is empty: need at least one sample")
+        raise InputError(f"{name} is empty: need at least one sample")
     return a
 
 
 def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     a, b = _as_points(x, "x"), _as_points(y, "y")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+        raise InputError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
     return a, b
 
 
@@ -65,9 +67,9 @@ def _subsample(
     if max_samples is None or len(a) <= max_samples:
         return a
     if max_samples < 1:
-        raise ValueError(f"{arg} must be a positive integer or None, got {max_samples!r}")
+        raise InputError(f"{arg} must be a positive integer or None, got {max_samples!r}")
     if rng is None:
-        raise ValueError(
+        raise InputError(
             f"{name} has {len(a)} samples > {arg}={max_samples}: pass rng= to subsample it "
             f"(or raise {arg})"
         )
@@ -147,7 +149,7 @@ def sliced_wasserstein2(
     ``mean_k (theta_k . m)^2``, which tends to ``||m||^2 / d``.
     """
     if n_projections < 1:
-        raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
+        raise InputError(f"n_projections must be a positive integer, got {n_projections!r}")
     import ot  # lazy, as in wasserstein2
 
     a, b = _pair(x, y)
@@ -159,7 +161,7 @@ def _median_distance(z: np.ndarray, max_samples: int, rng: np.random.Generator |
     """Median of the Euclidean distances ||z_i - z_j|| over pairs i < j (diagonal excluded)."""
     z = _subsample(z, max_samples, rng, "the pooled sample x + y", arg="median_samples")
     if len(z) < 2:
-        raise ValueError("the median heuristic needs at least two pooled samples")
+        raise InputError("the median heuristic needs at least two pooled samples")
     return float(np.median(pdist(z, metric="euclidean")))
 
 
@@ -208,7 +210,7 @@ def mmd_rbf(
     else:
         sigma = float(bandwidth)
         if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"bandwidth must be a positive number or None, got {bandwidth!r}")
+            raise InputError(f"bandwidth must be a positive number or None, got {bandwidth!r}")
     gamma = 1.0 / (2.0 * sigma**2)
     value = _mean_kernel(a, a, gamma) + _mean_kernel(b, b, gamma) - 2.0 * _mean_kernel(a, b, gamma)
     return max(value, 0.0)  # >= 0 in exact arithmetic; clip rounding

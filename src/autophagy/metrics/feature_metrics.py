@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from autophagy.metrics.base import EvalContext, Metric, MetricGroup, metric_rng
-from autophagy.metrics.features import (
+from autophagy.metrics.extractors import (
     INCEPTION_ENV,
     FeatureCache,
     InceptionFeatures,
     PixelFeatures,
 )
 from autophagy.metrics.fid import frechet_distance, kid
-from autophagy.options import ArgumentError
+from autophagy.signatures import ArgumentError
 
 FEATURE_CHOICES = ("auto", "pixels", "classifier", "inception")
 PRDC_NEAREST_K = 5

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg
 
+from autophagy.errors import InputError
+
 __all__ = [
     "FRECHET_MAX_DIM",
     "KIDResult",
@@ -29,7 +31,7 @@ FRECHET_MAX_DIM = 1024
 def _features(a: Any, name: str) -> np.ndarray:
     x = np.asarray(a, dtype=np.float64)
     if x.ndim < 2:
-        raise ValueError(f"{name} must have shape (n, features), got {x.shape}")
+        raise InputError(f"{name} must have shape (n, features), got {x.shape}")
     return x.reshape(len(x), -1)
 
 
@@ -49,7 +51,7 @@ def frechet_distance_from_moments(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) 
     s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     d = len(mu1)
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
-        raise ValueError(
+        raise InputError(
             f"shapes do not match: mu1 {mu1.shape}, sigma1 {s1.shape}, "
             f"mu2 {mu2.shape}, sigma2 {s2.shape}"
         )
@@ -70,9 +72,9 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
     features). Covariances use ``ddof=1``, as pytorch-fid and clean-fid do."""
     a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+        raise InputError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
     if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"need at least 2 points in each set, got {len(a)} and {len(b)}")
+        raise InputError(f"need at least 2 points in each set, got {len(a)} and {len(b)}")
     return frechet_distance_from_moments(
         a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     )
@@ -104,12 +106,12 @@ def kid(
     """
     x, y = _features(real, "real"), _features(fake, "fake")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dimensions differ: {x.shape[1]} and {y.shape[1]}")
+        raise InputError(f"feature dimensions differ: {x.shape[1]} and {y.shape[1]}")
     m = min(len(x), len(y), int(subset_size))
     if m < 2:
-        raise ValueError(f"KID needs subsets of at least 2 points, got {m}")
+        raise InputError(f"KID needs subsets of at least 2 points, got {m}")
     if subsets < 1:
-        raise ValueError(f"subsets must be >= 1, got {subsets}")
+        raise InputError(f"subsets must be >= 1, got {subsets}")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     d = x.shape[1]
     values = np.empty(subsets)

@@ -9,7 +9,7 @@ the cell's ``reference`` and measure every later generation against them:
 - ``theta_step``: ``||theta_t - theta_{t-1}||`` in the same norm. With the distances it gives the
   inner products ``<theta_t - theta*, theta_{t-1} - theta*> = (d_t^2 + d_{t-1}^2 - s_t^2) / 2``
   (polarization), so the contraction factor can be estimated from scalars alone
-  (:mod:`autophagy.theory.contraction`);
+  (:mod:`autophagy.analysis.contraction`);
 - ``gen0_mmd2`` / ``step_mmd2``: the same pair in distribution space, the unbiased squared MMD
   (U-statistic, RBF kernel with its bandwidth fixed at generation 0 by the median heuristic) of
   this generation's evaluation samples to generation 0's and to the previous generation's. MMD is
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from autophagy.metrics.base import EvalContext, Metric, MetricGroup, metric_rng
+from autophagy.metrics.base import EvalContext, Metric, MetricGroup, as_rows, metric_rng
 
 __all__ = [
     "FIXED_POINT_METRICS",
@@ -115,7 +115,7 @@ def model_parameters(model: Any) -> tuple[str, dict[str, np.ndarray]] | None:
 
 
 def _chol(cov: np.ndarray) -> np.ndarray:
-    from autophagy.models.gaussian import safe_cholesky
+    from autophagy.models.families.gaussian import safe_cholesky
 
     return safe_cholesky(np.asarray(cov, dtype=np.float64))
 
@@ -249,13 +249,8 @@ def unbiased_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     return float(within_x + within_y - 2.0 * kxy.mean())
 
 
-def _flat(samples: Any) -> np.ndarray:
-    x = np.asarray(samples, dtype=np.float64)
-    return x.reshape(len(x), -1)
-
-
 def _sample_distances(ctx: EvalContext) -> dict[str, float]:
-    x = _flat(ctx.samples)
+    x = as_rows(ctx.samples)
     rng = metric_rng(ctx, "gen0_mmd2")
     if len(x) > MAX_MMD_SAMPLES:
         x = x[rng.choice(len(x), MAX_MMD_SAMPLES, replace=False)]

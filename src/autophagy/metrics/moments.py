@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from autophagy.errors import InputError
 from autophagy.metrics.base import EvalContext, Metric
-from autophagy.models.gaussian import fit_gaussian
+from autophagy.models.families.gaussian import fit_gaussian
 
 __all__ = [
     "MOMENT_METRICS",
@@ -32,7 +33,8 @@ def model_moments(model: Any, samples: Any) -> tuple[np.ndarray, np.ndarray]:
     """The mean (d,) and covariance (d, d) a generation stands for.
 
     A model that carries its own fitted parameters (``mean_`` of shape (d,) and ``cov_`` of shape
-    (d, d), as :class:`~autophagy.models.gaussian.GaussianMLE` does) is measured by them: no
+    (d, d), as :class:`~autophagy.models.families.gaussian.GaussianMLE` does) is measured by them:
+    no
     sampling noise is added on top of the fit the theory describes. Any other model is measured by
     the maximum-likelihood mean and covariance (divided by n) of ``samples``, flattened to (n, -1).
     """
@@ -52,7 +54,7 @@ def _target(source: dict[str, Any], key: str, d: int, where: str) -> np.ndarray:
     value = np.asarray(source[key], dtype=np.float64)
     shape = (d,) if key == "mean" else (d, d)
     if value.size != int(np.prod(shape)):
-        raise ValueError(f"{where}[{key!r}] has shape {value.shape}, expected {shape}")
+        raise InputError(f"{where}[{key!r}] has shape {value.shape}, expected {shape}")
     return value.reshape(shape)
 
 
@@ -91,7 +93,7 @@ def cov_trace_ratio(ctx: EvalContext) -> float:
     ref = _target(ctx.reference, "cov", len(mean), "reference")
     ref_trace = float(np.trace(ref))
     if ref_trace <= 0:
-        raise ValueError(f"reference covariance has trace {ref_trace}; the ratio is undefined")
+        raise InputError(f"reference covariance has trace {ref_trace}; the ratio is undefined")
     return float(np.trace(cov)) / ref_trace
 
 

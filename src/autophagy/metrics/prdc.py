@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autophagy.errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -79,14 +81,14 @@ def prdc(
     x = _as_tensor(real_features, device)
     y = _as_tensor(fake_features, device)
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dimensions differ: real {x.shape[1]}, fake {y.shape[1]}")
+        raise InputError(f"feature dimensions differ: real {x.shape[1]}, fake {y.shape[1]}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive whole number, got {k!r}")
+        raise InputError(f"k must be a positive whole number, got {k!r}")
     n, m = len(x), len(y)
     if k >= min(n, m):
-        raise ValueError(f"k={k} needs more than k points in each set, got {n} real and {m} fake")
+        raise InputError(f"k={k} needs more than k points in each set, got {n} real and {m} fake")
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-        raise ValueError("features must be finite")
+        raise InputError("features must be finite")
 
     # Distances do not change under a common shift; centring shrinks norms and so the error bound.
     centre = torch.cat([x, y]).mean(0)

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from autophagy.metrics.base import EvalContext, Metric, metric_rng
+from autophagy.metrics.base import EvalContext, Metric, as_rows, metric_rng
+from autophagy.metrics.curation import REWARD_METRICS, SUPPORT_METRICS
 from autophagy.metrics.distances import (
     energy_distance,
     mmd_rbf,
@@ -28,7 +27,6 @@ from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.metrics.regression import REGRESSION_METRICS
-from autophagy.metrics.reward import REWARD_METRICS, SUPPORT_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
 
@@ -51,18 +49,13 @@ ENERGY_MAX_SAMPLES = 2000
 """MMD and energy are O(n m d); beyond this size each set is subsampled (about 0.1 s at 2,000)."""
 
 
-def _points(a: Any) -> np.ndarray:
-    x = np.asarray(a, dtype=np.float64)
-    return x.reshape(len(x), -1)
-
-
 def _distance(name: str, fn: Any, **options: Any) -> Any:
     """The metric ``name``: ``fn(samples, held_out, rng=..., **options)`` on flattened points,
     with the metric's own random stream (subsampling, projections)."""
 
     def compute(ctx: EvalContext) -> float:
         rng = metric_rng(ctx, name)
-        return fn(_points(ctx.samples), _points(ctx.held_out), rng=rng, **options)
+        return fn(as_rows(ctx.samples), as_rows(ctx.held_out), rng=rng, **options)
 
     return compute
 

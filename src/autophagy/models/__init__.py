@@ -1,9 +1,9 @@
 """Generative model families behind one protocol (:class:`GenerativeModel`)."""
 
-from autophagy.models.base import GenerativeModel, has_log_prob
-from autophagy.models.gaussian import GaussianMLE
-from autophagy.models.kde import KernelDensity
-from autophagy.models.mixture import GaussianMixture
+from autophagy.models.base import GenerativeModel, has_log_prob, sample_at, temperature_support
+from autophagy.models.families.gaussian import GaussianMLE
+from autophagy.models.families.kde import KernelDensity
+from autophagy.models.families.mixture import GaussianMixture
 from autophagy.models.registry import MODELS, build_model
 
 __all__ = [
@@ -14,4 +14,6 @@ __all__ = [
     "KernelDensity",
     "build_model",
     "has_log_prob",
+    "sample_at",
+    "temperature_support",
 ]

@@ -13,7 +13,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from autophagy.errors import DivergedError  # noqa: F401
+from autophagy.errors import (
+    DivergedError,  # noqa: F401
+    InputError,
+)
+from autophagy.theory.sampling import check_temperature  # noqa: F401
 
 
 @runtime_checkable
@@ -29,6 +33,12 @@ class GenerativeModel(Protocol):
     - ``state_dict()`` / ``load_state_dict(state)``: everything needed to continue the loop, as
       nested dicts of arrays and plain values (no code), so checkpoints can be written and resumed.
     - ``log_prob(x)`` (optional): per-sample log-density; enables the held-out NLL metric.
+
+    A family describes its theory in class variables, read by the analysis layer (never by
+    matching its name): ``closed_form`` (``"gaussian"``, ``"regression"``, or ``None``: the
+    closed form whose expected curves are drawn beside its cells), ``identifiable`` (whether its
+    parameters determine its distribution one to one, so a distance between parameter vectors
+    is a distance between models) and ``sampling_temperature`` (:func:`temperature_support`).
     """
 
     def fit(
@@ -47,6 +57,18 @@ class GenerativeModel(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def closed_form(model: object) -> str | None:
+    """The closed form a family declares (class variable ``closed_form``), or ``None``."""
+    return getattr(model, "closed_form", None)
+
+
+def identifiable(model: object) -> bool:
+    """Whether a family declares identifiable parameters (class variable ``identifiable``;
+    default ``False``: networks are not, their weights drift along directions that change
+    nothing the model does)."""
+    return bool(getattr(model, "identifiable", False))
 
 
 def has_log_prob(model: object) -> bool:
@@ -71,7 +93,7 @@ def temperature_support(model: object) -> str:
     declared = getattr(model, "sampling_temperature", None)
     if declared is not None:
         if declared not in TEMPERATURE_SUPPORT:
-            raise ValueError(f"sampling_temperature must be one of {TEMPERATURE_SUPPORT}, "
+            raise InputError(f"sampling_temperature must be one of {TEMPERATURE_SUPPORT}, "
                              f"got {declared!r}")
         return declared
     return "approximate" if _takes_temperature(model) else "none"
@@ -88,9 +110,9 @@ def _takes_temperature(model: object) -> bool:
 
 
 def check_sampling_temperature(model: object, *temperatures: float) -> None:
-    """Raise :class:`~autophagy.options.ArgumentError` (``temperature``) when a temperature
+    """Raise :class:`~autophagy.signatures.ArgumentError` (``temperature``) when a temperature
     other than 1 is asked of a model that cannot sample at one."""
-    from autophagy.options import ArgumentError
+    from autophagy.signatures import ArgumentError
 
     for tau in temperatures:
         check_temperature(tau)
@@ -110,9 +132,3 @@ def sample_at(model: Any, n: int, *, rng: np.random.Generator, temperature: floa
     return model.sample(n, rng=rng, temperature=temperature)
 
 
-def check_temperature(temperature: float) -> float:
-    """Validate a sampling temperature: a positive finite number."""
-    t = float(temperature)
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    return t

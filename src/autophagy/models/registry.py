@@ -4,57 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from autophagy.options import ArgumentError, check_options
 from autophagy.registry import Registry
+from autophagy.signatures import ArgumentError, check_options
 
 _FAMILIES = {
     "gaussian": (
-        "autophagy.models.gaussian:GaussianMLE",
+        "autophagy.models.families.gaussian:GaussianMLE",
         "Full-covariance Gaussian by maximum likelihood (the paper's theory is exact for it)",
     ),
     "gmm": (
-        "autophagy.models.mixture:GaussianMixture",
+        "autophagy.models.families.mixture:GaussianMixture",
         "Gaussian mixture by EM (scikit-learn), warm-started from the previous generation",
     ),
     "kde": (
-        "autophagy.models.kde:KernelDensity",
+        "autophagy.models.families.kde:KernelDensity",
         "Gaussian kernel density estimate, fixed or rule-of-thumb bandwidth",
     ),
     "categorical": (
-        "autophagy.models.categorical:Categorical",
+        "autophagy.models.families.categorical:Categorical",
         "Frequencies on a finite support (labels, or points snapped to a grid); samples exactly "
         "from p^(1/temperature): heat death",
     ),
     "linear_regression": (
-        "autophagy.models.regression:LinearRegression",
+        "autophagy.models.families.regression:LinearRegression",
         "Least squares of the last column on the others, on a fixed design; samples (x, "
         "x w + noise): replace vs accumulate (Gerstgrasser et al. 2024)",
     ),
     "nsf": (
-        "autophagy.models.flows:NormalizingFlow",
+        "autophagy.models.families.flows:NormalizingFlow",
         "Neural spline flow (zuko), maximum likelihood, exact log_prob; the paper's 2-D model",
         (("flow", "nsf"),),
     ),
     "maf": (
-        "autophagy.models.flows:NormalizingFlow",
+        "autophagy.models.families.flows:NormalizingFlow",
         "Masked autoregressive flow (zuko, affine), maximum likelihood, exact log_prob",
         (("flow", "maf"),),
     ),
     "cfm": (
-        "autophagy.models.flow_matching:FlowMatching",
+        "autophagy.models.families.flow_matching:FlowMatching",
         "Conditional flow matching (Lipman et al. 2023), option coupling: independent | ot",
     ),
     "otcfm": (
-        "autophagy.models.flow_matching:FlowMatching",
+        "autophagy.models.families.flow_matching:FlowMatching",
         "Flow matching with minibatch optimal-transport coupling (OT-CFM, Tong et al. 2024)",
         (("coupling", "ot"),),
     ),
     "ddpm": (
-        "autophagy.models.diffusion:DDPM",
+        "autophagy.models.families.diffusion:DDPM",
         "DDPM diffusion (Ho et al. 2020), epsilon prediction, option sampler: ddpm | ddim",
     ),
     "edm": (
-        "autophagy.models.diffusion:EDM",
+        "autophagy.models.families.diffusion:EDM",
         "EDM diffusion (Karras et al. 2022): preconditioned denoiser, Heun sampler",
     ),
 }
@@ -76,7 +76,7 @@ def build_model(name: str, options: dict[str, Any] | None = None) -> Any:
     """Instantiate the model family ``name`` with ``options`` (checked against its signature).
 
     Raises :class:`~autophagy.registry.UnknownName` for an unknown family and
-    :class:`~autophagy.options.ArgumentError` for a bad option.
+    :class:`~autophagy.signatures.ArgumentError` for a bad option.
     """
     cls = MODELS[name]
     opts = {**DEFAULTS.get(name, {}), **(options or {})}

@@ -7,12 +7,14 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from autophagy.analysis.stability import run_constants, stability_tables
 from autophagy.errors import WriteError
 from autophagy.report.html import write_report
-from autophagy.report.stability import print_stability, run_constants, stability_tables
+from autophagy.report.stability import print_stability
 from autophagy.report.summary import mark_unfinished, print_summary, verdict_table
-from autophagy.runstate import run_state
+from autophagy.run.cells import build_dataset
 from autophagy.store import RunStore
+from autophagy.store.runstate import run_state
 
 
 def build_report(store: RunStore, *, console: Console | None = None) -> Path:
@@ -36,7 +38,9 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
         console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     if console is not None and len(table):
         print_summary(table, console=console, metric=verdict_metric)
-    stability = stability_tables(metrics, run_constants(config)) if len(metrics) else []
+    stability = []
+    if len(metrics):
+        stability = stability_tables(metrics, run_constants(config, build_dataset))
     if console is not None and stability:
         print_stability(stability, console=console)
     try:

@@ -1,7 +1,7 @@
 """The class histogram across generations (the curated-loop paper's figure), one panel per label.
 
 A run that records ``class_share_<c>`` (the share of the samples the dataset's classifier puts in
-class c, :mod:`autophagy.metrics.reward`) gets one figure: for each label, stacked bars of the
+class c, :mod:`autophagy.metrics.curation`) gets one figure: for each label, stacked bars of the
 class shares per generation (mean over seeds), instead of one curve per class.
 """
 

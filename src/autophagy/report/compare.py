@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from autophagy.errors import InputError
 from autophagy.report.html import write_report
 from autophagy.report.summary import print_summary, verdict_table
 from autophagy.store import RunStore
@@ -44,11 +45,11 @@ def compare_runs(
     ``verdict_metric`` defaults to the first run's ``eval.verdict_metric``.
     """
     if len(run_dirs) < 2:
-        raise ValueError("compare needs at least two run directories")
+        raise InputError("compare needs at least two run directories")
     stores = [RunStore.open(Path(d)) for d in run_dirs]
     names = _run_names(stores)
     if len(set(names)) < len(names):
-        raise ValueError("two of the run directories have the same name; give distinct folders")
+        raise InputError("two of the run directories have the same name; give distinct folders")
     metrics = pd.concat(
         [_prefixed(s.results(), n) for s, n in zip(stores, names, strict=True)], ignore_index=True
     )

@@ -31,6 +31,7 @@ from autophagy.report.plots import (
     plot_sample_grid,
     save_figure,
 )
+from autophagy.report.runs import label_styles
 from autophagy.report.summary import (
     format_change,
     format_value,
@@ -295,7 +296,8 @@ def write_report(
     tables = stability_tables(metrics) if stability is None else list(stability)
     stability_png = None
     if tables:
-        stability_png = save_figure(plot_stability(tables), fig_dir / "stability.png")
+        styles = label_styles(cells, metrics)  # a comparison: one marker per run
+        stability_png = save_figure(plot_stability(tables, styles), fig_dir / "stability.png")
     html = render_html(
         title=title,
         config_text=config_text,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from autophagy.atomic import atomic_open
+from autophagy.errors import InputError
 
 MIN_TILE = 64
 """Images smaller than this many pixels a side are upscaled by an integer factor to reach it."""
@@ -43,20 +44,20 @@ def image_grid(
     if x.ndim == 3:  # (n, H, W): one grey channel
         x = x[:, None]
     if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
-        raise ValueError(
+        raise InputError(
             f"images must be a non-empty array of shape (n, C, H, W) with C 1 or 3, got {x.shape}"
         )
     if x.dtype.kind not in "biuf":
-        raise ValueError(f"images must be numeric, got dtype {x.dtype}")
+        raise InputError(f"images must be numeric, got dtype {x.dtype}")
     n, c, h, w = x.shape
     nrow = math.ceil(math.sqrt(n)) if nrow is None else int(nrow)
     if nrow < 1:
-        raise ValueError(f"nrow must be an integer >= 1, got {nrow}")
+        raise InputError(f"nrow must be an integer >= 1, got {nrow}")
     if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
+        raise InputError(f"padding must be >= 0, got {padding}")
     scale = upscale_factor(h, w) if scale is None else int(scale)
     if scale < 1:
-        raise ValueError(f"scale must be an integer >= 1, got {scale}")
+        raise InputError(f"scale must be an integer >= 1, got {scale}")
     ncol, nrows = min(nrow, n), math.ceil(n / nrow)
 
     x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0).clip(-1.0, 1.0)

@@ -29,7 +29,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from autophagy.atomic import atomic_open
-from autophagy.errors import WriteError
+from autophagy.errors import InputError, WriteError
+from autophagy.report.runs import RunStyle, base_label, label_styles, run_legend
 
 SPARE_COLORS = ("#9467bd", "#bcbd22", "#17becf", "#1f77b4", "#2ca02c")
 
@@ -81,15 +82,14 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
     colormap by rank so neighbouring lambdas stay distinguishable; several labels of another policy
     get shades of that policy's colour. Pass the same mapping to every figure of a report.
     """
-    parts = [f[["label", "policy", "lambda"]] for f in frames if f is not None and len(f)]
-    if not parts:
+    if styles := label_styles(*frames):  # a comparison: a label's colour is its run's label's
+        return _colors_across_runs(frames, styles)
+    from autophagy.analysis.stability import ordered_labels, policy_style
+
+    table = ordered_labels(*frames)
+    if not len(table):
         return {}
-    table = pd.concat(parts).drop_duplicates("label").copy()
-    table["lambda"] = pd.to_numeric(table["lambda"], errors="coerce")
-    styles = {p: _policy_style(str(p)) for p in table["policy"].unique()}
-    table["_rank"] = table["policy"].map(lambda p: (styles[p][0], str(p)))
-    table["_nan"] = table["lambda"].isna()
-    table = table.sort_values(["_rank", "_nan", "lambda", "label"])
+    styles = {p: policy_style(str(p)) for p in table["policy"].unique()}
 
     colors: dict[str, str] = {}
     spare = iter(SPARE_COLORS * 4)
@@ -106,14 +106,22 @@ def label_colors(*frames: pd.DataFrame) -> dict[str, str]:
     return colors
 
 
-def _policy_style(name: str) -> tuple[int, str | None]:
-    """(legend order, colour or colormap) a policy declares; unknown policies go in the middle."""
-    from autophagy.policies import POLICIES
-
-    if name not in POLICIES:
-        return 50, None
-    cls = POLICIES[name]
-    return getattr(cls, "order", 50), getattr(cls, "color", None)
+def _colors_across_runs(
+    frames: Sequence[pd.DataFrame | None], styles: Mapping[str, RunStyle]
+) -> dict[str, str]:
+    """The same colour for the same label in every run (``a: mixed λ=0.5`` and ``b: mixed
+    λ=0.5``), ordered by that label, then by run; the runs differ by line style and marker."""
+    bases = [
+        f.drop(columns="run").assign(label=[base_label(str(lab), styles.get(str(lab)))
+                                            for lab in f["label"]])
+        for f in frames if f is not None and len(f)
+    ]
+    colors = label_colors(*bases)
+    rank = {lab: i for i, lab in enumerate(colors)}
+    runs = {style: i for i, style in enumerate(run_legend(styles))}
+    ordered = sorted(styles, key=lambda lab: (rank.get(base_label(lab, styles[lab]), len(rank)),
+                                              runs[styles[lab]]))
+    return {lab: colors[base_label(lab, styles[lab])] for lab in ordered}
 
 
 def _shade(color: str, i: int, k: int) -> str:
@@ -175,14 +183,17 @@ def plot_metric_curves(
     theory: pd.DataFrame | None = None,
     ax: Axes | None = None,
     colors: Mapping[str, str] | None = None,
+    styles: Mapping[str, RunStyle] | None = None,
 ) -> Figure:
-    """``metric`` against generation: one solid line per label (mean over seeds) with a band.
+    """``metric`` against generation: one line per label (mean over seeds) with a band.
 
     The band is ±1 standard error with at least :data:`SE_MIN_SEEDS` seeds, min–max below (the
     title says which). ``theory`` rows for this metric are drawn dashed in the label's colour. The
     y axis is logarithmic when all values are positive and span more than two decades, since
     collapse is geometric in the generation. ``colors`` (from :func:`label_colors`) fixes the label
-    order and colours across figures.
+    order and colours across figures; ``styles`` (default: from the ``run`` column of a
+    comparison, :func:`autophagy.report.runs.label_styles`) gives each run its line style and
+    marker, on every line whatever the number of generations.
     """
     fig, ax = _new_axes(ax, (6.4, 4.0))
     stats = curve_stats(metrics, metric)
@@ -191,20 +202,29 @@ def plot_metric_curves(
     present = [*rows["label"], *([] if expected is None else expected["label"])]
     palette = _resolve_colors(list(dict.fromkeys(present)), colors or label_colors(rows))
     n_gens = stats["generation"].nunique()
-    marker = "o" if n_gens <= MARKERS_UP_TO else None
+    styles = label_styles(rows) if styles is None else styles
+    step = max(1, math.ceil(n_gens / MARKERS_UP_TO))  # markers on at most ~15 generations
+    runs = {style: i for i, style in enumerate(run_legend(styles))}
 
     handles: list[Any] = []
     for label, color in palette.items():
         curve = stats[stats["label"] == label].sort_values("generation")
         if curve.empty:
             continue
+        style = styles.get(str(label))
+        if style is None:
+            ls, marker, every = "-", ("o" if n_gens <= MARKERS_UP_TO else None), None
+        else:  # a comparison: the run's dashes and marker, markers staggered between runs
+            ls, marker, every = style.linestyle, style.marker, (runs[style] % step, step)
         (line,) = ax.plot(
             curve["generation"],
             curve["mean"],
             color=color,
             lw=1.8,
+            ls=ls,
             marker=marker,
-            ms=3.5,
+            markevery=every,
+            ms=3.5 if style is None else 4.5,
             label=str(label),
         )
         if (curve["hi"] > curve["lo"]).any():
@@ -279,12 +299,25 @@ def _band_note(rows: pd.DataFrame) -> str:
     seeds = rows.groupby("label")["cell"].nunique()
     if seeds.empty:
         return ""
-    lo, hi = int(seeds.min()), int(seeds.max())
-    count = f"{lo} seed{'s' * (lo != 1)}" if lo == hi else f"{lo}–{hi} seeds"
-    kinds = {band_kind(int(n)) for n in seeds}
+    count = _seed_range(seeds)
+    kinds: dict[str, list[int]] = {}
+    for n in seeds:
+        kinds.setdefault(band_kind(int(n)), []).append(int(n))
     band = {"se": "band ±1 s.e.", "minmax": "band min–max", "none": "no band"}
-    text = ", ".join(band[k] for k in ("se", "minmax", "none") if k in kinds)
-    return f"line = mean over {count}; {text}"
+    if len(kinds) == 1:  # one kind: say it once
+        (kind,) = kinds
+        if kind == "none":
+            return "one seed per line, no band"
+        return f"line = mean over {count}; {band[kind]}"
+    parts = [f"{band[k]} ({_seed_range(pd.Series(kinds[k]))})"
+             for k in ("se", "minmax", "none") if k in kinds]
+    return f"line = mean over {count}; " + ", ".join(parts)
+
+
+def _seed_range(seeds: pd.Series) -> str:
+    """``3 seeds``, ``1 seed`` or ``2–4 seeds``."""
+    lo, hi = int(seeds.min()), int(seeds.max())
+    return f"{lo} seed{'s' * (lo != 1)}" if lo == hi else f"{lo}–{hi} seeds"
 
 
 def plot_sample_grid(
@@ -307,7 +340,7 @@ def plot_sample_grid(
     ``max_points`` subsamples large sets to keep the PNG light.
     """
     if max_cols < 1:
-        raise ValueError(f"max_cols must be >= 1, got {max_cols}")
+        raise InputError(f"max_cols must be >= 1, got {max_cols}")
     rows = _representative_cells(samples, labels, seeds)
     palette = _resolve_colors(list(rows), colors)
     rows = {lab: rows[lab] for lab in palette}

@@ -1,14 +1,5 @@
-"""The stability theorem beside the run: predicted and measured contraction per label.
-
-For each label (a policy with one value of its parameters, all its seeds) and each measured
-distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
-with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
-plateau (:func:`autophagy.theory.contraction.estimate_contraction`) and sets them beside Theorem 1
-of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
-``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
-for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
-the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
-"""
+"""The stability theorem beside the run, drawn: the tables :mod:`autophagy.analysis.stability`
+computes, as a terminal table, an HTML section and a figure. Nothing is computed here."""
 
 from __future__ import annotations
 
@@ -22,174 +13,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from autophagy.theory.contraction import estimate_contraction
+from autophagy.analysis.stability import (  # noqa: F401
+    COLUMNS,
+    DISTANCES,
+    stability_table,
+    stability_tables,
+)
+from autophagy.report import marks
+from autophagy.report.runs import RunStyle, base_label, run_legend
 
 __all__ = [
     "DISTANCES",
     "plot_stability",
     "print_stability",
-    "run_constants",
     "stability_html",
     "stability_table",
     "stability_tables",
 ]
-
-DISTANCES: tuple[tuple[str, str, bool, str], ...] = (
-    ("theta_distance", "theta_step", False, "parameters"),
-    ("gen0_mmd2", "step_mmd2", True, "samples (squared MMD)"),
-)
-"""(distance metric, step metric, values are squared, what is measured), in report order."""
-
-COLUMNS = [
-    "label", "policy", "lambda", "rho_eps0", "rho_theorem", "predicted", "rho", "rho_se",
-    "rho_low", "rho_high", "plateau", "plateau_se", "plateau_theory", "observed", "n_seeds",
-]  # fmt: skip
-
-
-def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
-    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
-    from autophagy.theory.stability import contraction_factor, stability_condition
-
-    eps0 = lam / (1.0 + lam)
-    if constants is None:
-        return eps0, math.nan, "stable if ε≈0" if lam < 1 else "no guarantee"
-    L, eps, alpha = constants["L"], constants["eps"], constants["alpha"]
-    if stability_condition(lam, L, eps, alpha):
-        return eps0, contraction_factor(lam, L, eps, alpha), "stable"
-    return eps0, math.nan, "no guarantee"
-
-
-def _trajectories(rows: pd.DataFrame, metric: str) -> np.ndarray:
-    """(seeds, generations) of ``metric``, NaN where a seed has no value."""
-    wide = rows[rows["metric"] == metric].pivot_table(
-        index="cell", columns="generation", values="value", aggfunc="first"
-    )
-    return wide.sort_index(axis=1).to_numpy(dtype=float)
-
-
-def stability_table(
-    metrics: pd.DataFrame,
-    *,
-    distance: str = "theta_distance",
-    step: str | None = "theta_step",
-    squared: bool = False,
-    constants: Mapping[str, float] | None = None,
-    level: float = 0.95,
-) -> pd.DataFrame:
-    """One row per label: lambda, predicted rho and verdict, measured rho with its interval,
-    plateau, observed verdict (columns :data:`COLUMNS`). Empty when ``distance`` was not measured.
-
-    ``constants``: ``{"L", "eps", "alpha"}`` of the theorem (optional). ``table.attrs`` holds the
-    distance, the constants, the theorem's largest stable lambda (``theorem_max_lambda``) and the
-    largest mixed lambda observed stable (``observed_max_lambda``, with ``observed_all_stable``
-    when every mixed lambda of the run was).
-    """
-    from autophagy.report.plots import label_colors
-    from autophagy.theory.stability import max_stable_lambda
-
-    rows = metrics[metrics["metric"].isin([distance, step] if step else [distance])]
-    records = []
-    if len(rows):
-        for label in label_colors(rows):
-            mine = rows[rows["label"] == label]
-            d = _trajectories(mine, distance)
-            s = _trajectories(mine, step) if step else None
-            if d.shape[1] < 2 or (s is not None and s.shape != d.shape):
-                continue
-            est = estimate_contraction(d, s, squared=squared, level=level)
-            policy = str(mine["policy"].iloc[0])
-            lam = float(mine["lambda"].iloc[0]) if "lambda" in mine else math.nan
-            if policy == "mixed" and math.isfinite(lam):
-                eps0, rho_th, predicted = _theorem(lam, constants)
-            elif policy == "fully_synthetic":
-                eps0, rho_th, predicted = math.nan, math.nan, "no guarantee"
-            else:
-                eps0, rho_th, predicted = math.nan, math.nan, "–"
-            plateau_theory = math.nan
-            if policy == "mixed" and constants is not None and "n" in constants:
-                from autophagy.theory.contraction import gaussian_plateau
-
-                n, dim = int(constants["n"]), int(constants["d"])
-                plateau_theory = math.sqrt(gaussian_plateau(n, lam, dim))
-            records.append({
-                "label": label, "policy": policy, "lambda": lam, "rho_eps0": eps0,
-                "rho_theorem": rho_th, "predicted": predicted, "rho": est.rho,
-                "rho_se": est.rho_se, "rho_low": est.rho_low, "rho_high": est.rho_high,
-                "plateau": est.plateau if est.stable else math.nan,
-                "plateau_se": est.plateau_se if est.stable else math.nan,
-                "plateau_theory": plateau_theory,
-                "observed": est.verdict, "n_seeds": est.n_seeds,
-                "_ci_over": est.ci_over, "_method": est.method,
-            })  # fmt: skip
-    table = pd.DataFrame.from_records(records, columns=[*COLUMNS, "_ci_over", "_method"])
-    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()]
-    stable = mixed[mixed["observed"] == "stable"]
-    theorem_max = (
-        max_stable_lambda(constants["L"], constants["eps"], constants["alpha"])
-        if constants is not None
-        else math.nan
-    )
-    table.attrs.update(
-        distance=distance,
-        step=step,
-        squared=squared,
-        level=level,
-        constants=dict(constants) if constants is not None else None,
-        theorem_max_lambda=theorem_max,
-        observed_max_lambda=float(stable["lambda"].max()) if len(stable) else math.nan,
-        observed_all_stable=bool(len(mixed) and len(stable) == len(mixed)),
-        ci_over=", ".join(sorted(set(table["_ci_over"]))) if len(table) else "",
-        method=", ".join(sorted(set(table["_method"]))) if len(table) else "",
-    )
-    return table
-
-
-def stability_tables(
-    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None
-) -> list[pd.DataFrame]:
-    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured (the
-    theorem's constants belong to the parameters, so only that table gets them)."""
-    tables = []
-    for distance, step, squared, what in DISTANCES:
-        if metrics is None or not (metrics["metric"] == distance).any():
-            continue
-        table = stability_table(
-            metrics, distance=distance, step=step, squared=squared,
-            constants=constants if distance == "theta_distance" else None,
-        )  # fmt: skip
-        table.attrs["what"] = what
-        if len(table):
-            tables.append(table)
-    return tables
-
-
-def run_constants(config: Any, *, max_seeds: int = 5) -> dict[str, float] | None:
-    """The theorem's ``alpha``, ``L``, ``eps`` estimated for a Gaussian MLE run from its real
-    data (:func:`~autophagy.theory.contraction.gaussian_constants`, averaged over the first
-    ``max_seeds`` data seeds), or None for any other model family."""
-    from autophagy.experiment import build_dataset
-    from autophagy.theory.contraction import gaussian_constants
-
-    if config.model.name != "gaussian" or config.model.options.get("unbiased", False):
-        return None
-    seeds = [config.data.seed] if config.data.seed is not None else list(config.seed)
-    data = [build_dataset(config, s).train for s in seeds[:max_seeds]]
-    found = [gaussian_constants(x) for x in data]
-    return {
-        "n": len(data[0]),
-        "d": int(np.prod(data[0].shape[1:])),
-        "alpha": float(np.mean([c.alpha for c in found])),
-        "L": float(np.mean([c.L for c in found])),
-        "eps": float(np.mean([c.eps for c in found])),
-        "eps_raw": float(np.mean([c.eps_raw for c in found])),
-        "eps_floor": float(np.mean([c.eps_floor for c in found])),
-        "source": f"estimated from the real data of {len(found)} seed(s), Gaussian MLE",
-    }
-
 
 # ---- text -----------------------------------------------------------------------------------
 
@@ -199,7 +44,7 @@ def _num(value: float, digits: int = 3) -> str:
 
 
 def _lam(row: Any) -> str:
-    if row.policy == "fully_synthetic":
+    if row.scheme == "none":
         return "∞ (fully synthetic)"
     return _num(row.lam)
 
@@ -301,7 +146,9 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
             "<figcaption>Measured contraction factor against lambda (dots, "
             f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
             "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
-            "largest stable lambda it covers); fully synthetic on the right.</figcaption>"
+            "largest stable lambda it covers); fully synthetic on the right. An interval beyond "
+            "the axis ends in an arrowhead with its bound written, a rho beyond it sits on the "
+            "edge with its value; in a comparison each run has its own marker.</figcaption>"
             "</figure>"
         )
     head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
@@ -334,18 +181,46 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
 # ---- figure ---------------------------------------------------------------------------------
 
 
-def plot_stability(tables: Sequence[pd.DataFrame]) -> Figure:
-    """Measured rho against lambda, one panel per distance, with the theorem's curves."""
+def plot_stability(
+    tables: Sequence[pd.DataFrame], styles: Mapping[str, RunStyle] | None = None
+) -> Figure:
+    """Measured rho against lambda, one panel per distance, with the theorem's curves.
+
+    ``styles`` (a comparison's, :func:`autophagy.report.runs.label_styles`) draws each run with
+    its own marker, its points joined in its line style. The y axis fits the measured rhos; an
+    interval beyond it is cut with an arrowhead and its bounds written, a rho beyond it is drawn
+    on the edge with its value (:mod:`autophagy.report.marks`)."""
     fig = Figure(figsize=(5.2 * len(tables), 3.8), layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, table in zip(axes, tables, strict=True):
-        _stability_panel(ax, table)
+        _stability_panel(ax, table, dict(styles or {}))
     return fig
 
 
-def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
+VERDICT_COLORS = {"stable": "#1a7f37", "unstable": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def _rho_window(table: pd.DataFrame) -> tuple[float, float]:
+    """y-limits that show the theorem's range (0 to 1) and every measured rho within reason
+    (-0.5 to 2), and an interval's end only when it is near (-0.3 to 1.5): one huge interval
+    must not squash the others."""
+    rho = table["rho"].to_numpy(float)
+    low, high = table["rho_low"].to_numpy(float), table["rho_high"].to_numpy(float)
+    bottom = [-0.03, *(rho[(rho >= -0.5)] - 0.06), *low[(low >= -0.3)]]
+    top = [1.08, *(rho[(rho <= 2.0)] + 0.06), *high[(high <= 1.5)]]
+    return float(np.nanmin(bottom)), float(np.nanmax(top))
+
+
+def _measured(ax: Any, x: float, row: Any, marker: str, color: str) -> None:
+    """One measured rho with its interval; what lies beyond the axis is marked and written."""
+    if math.isfinite(row.rho):
+        marks.interval(ax, x, row.rho_low, row.rho_high)
+        marks.point(ax, x, row.rho, marker=marker, color=color)
+
+
+def _stability_panel(ax: Any, table: pd.DataFrame, styles: dict[str, RunStyle]) -> None:
     a = table.attrs
-    mixed = table[(table["policy"] == "mixed") & table["lambda"].notna()].sort_values("lambda")
+    mixed = table[(table["scheme"] == "real") & table["lambda"].notna()].sort_values("lambda")
     lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
     right = max(lam_max, 1.0) * 1.15
     grid = np.linspace(0.0, right, 300)
@@ -358,30 +233,38 @@ def _stability_panel(ax: Any, table: pd.DataFrame) -> None:
                 label=f"theorem, estimated constants (λ < {a['theorem_max_lambda']:.2g})")
         ax.axvline(a["theorem_max_lambda"], color="#1f77b4", lw=0.8, ls=":")
     ax.axhline(1.0, color="#cf222e", lw=0.8, ls=":")
-    if len(mixed):
-        err = np.vstack([mixed["rho"] - mixed["rho_low"], mixed["rho_high"] - mixed["rho"]])
-        err = np.where(np.isfinite(err), err, 0.0)
-        palette = {"stable": "#1a7f37", "unstable": "#cf222e"}
-        colors = [palette.get(o, "#9a6700") for o in mixed["observed"]]
-        ax.errorbar(mixed["lambda"], mixed["rho"], yerr=err, fmt="none", ecolor="0.2",
-                    capsize=3, lw=1)
-        ax.scatter(mixed["lambda"], mixed["rho"], c=colors, zorder=3, s=28,
-                   label="measured (mixed)")
+    y0, y1 = _rho_window(table)
+    ax.set_ylim(y0, y1)
+    runs = run_legend(styles)
+    dodge = 0.025 * right  # runs side by side at the same lambda
+    for i, style in enumerate(runs or [None]):
+        mine = mixed if style is None else mixed[mixed["label"].map(styles.get) == style]
+        marker = "o" if style is None else style.marker
+        shift = (i - (len(runs) - 1) / 2) * dodge if runs else 0.0
+        if style is not None and len(mine) > 1:  # a run's rhos joined in its line style
+            ax.plot(mine["lambda"] + shift, mine["rho"].clip(y0, y1), ls=style.linestyle,
+                    color="0.5", lw=1.0, zorder=1)
+        for row in mine.rename(columns={"lambda": "lam"}).itertuples(index=False):
+            _measured(ax, row.lam + shift, row, marker,
+                      VERDICT_COLORS.get(row.observed, "#9a6700"))
     others = table[~table.index.isin(mixed.index)]
     for i, row in enumerate(others.itertuples(index=False)):
         x = right * (1.06 + 0.08 * i)
-        lo = row.rho - row.rho_low if math.isfinite(row.rho_low) else 0.0
-        hi = row.rho_high - row.rho if math.isfinite(row.rho_high) else 0.0
-        ax.errorbar([x], [row.rho], yerr=[[lo], [hi]], fmt="s", color="#cf222e"
-                    if row.policy == "fully_synthetic" else "#9467bd", capsize=3, ms=5)
-        ax.annotate("FS" if row.policy == "fully_synthetic" else str(row.label), (x, row.rho),
+        style = styles.get(str(row.label))
+        color = "#cf222e" if row.scheme == "none" else "#9467bd"
+        _measured(ax, x, row, "s" if style is None else style.marker, color)
+        name = "FS" if row.scheme == "none" else base_label(str(row.label), style)
+        ax.annotate(name, (x, min(max(row.rho, y0), y1)) if math.isfinite(row.rho) else (x, y0),
                     textcoords="offset points", xytext=(5, -10), fontsize=8)
     ax.set_xlim(-0.03 * right, right * (1.06 + 0.08 * len(others)) + 0.05 * right)
-    top = np.nanmax([1.05, *table["rho_high"].replace(np.inf, np.nan).fillna(0)])
-    low = np.nanmin([0.0, *table["rho"].fillna(0)])
-    ax.set_ylim(max(low - 0.05, -0.3) if low < 0 else -0.03, min(top * 1.05, 2.0))
     ax.set_xlabel("λ (synthetic-to-real ratio)")
     ax.set_ylabel("contraction factor ρ")
     ax.set_title(f"{a['distance']}: {a.get('what', '')}", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.5", ls=st.linestyle, marker=st.marker, mfc="white",
+                       mec="0.15", label=st.run) for st in runs]
+    seen = [v for v in VERDICT_COLORS if (table["observed"] == v).any()]
+    handles += [Line2D([], [], ls="none", marker="o", color=VERDICT_COLORS[v], mec="0.15",
+                       label=f"measured: {v}") for v in seen]
+    ax.legend(handles=handles, fontsize=7, loc="best")
     ax.grid(alpha=0.25)

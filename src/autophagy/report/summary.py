@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from autophagy.errors import InputError
 from autophagy.report.plots import label_colors
 
 BAD_STATUS = frozenset({"diverged", "failed"})
@@ -106,7 +107,7 @@ def verdict_table(
     The rule's text, with these numbers, is :func:`verdict_rule` and ``table.attrs["rule"]``.
     """
     if last < 1:
-        raise ValueError(f"last must be >= 1 generation, got {last}")
+        raise InputError(f"last must be >= 1 generation, got {last}")
     if lower_is_better is None:
         lower_is_better = metric_lower_is_better(metric)
     rows = metrics[metrics["metric"] == metric]

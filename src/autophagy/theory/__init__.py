@@ -3,16 +3,18 @@
 - :mod:`~autophagy.theory.gaussian`: exact expected moments of a Gaussian MLE retrained under each
   policy (collapse when fully synthetic, a stable fixed point with real data);
 - :mod:`~autophagy.theory.kde`: expected spread of a KDE retrained on its own samples;
-- :mod:`~autophagy.theory.stability`: Bertrand et al. (2024)'s stability condition, contraction
+- :mod:`~autophagy.theory.theorem`: Bertrand et al. (2024)'s stability condition, contraction
   factor and distance bound;
 - :mod:`~autophagy.theory.simulation`: the Gaussian and KDE loops vectorised over thousands of
   seeds, to check every closed form above by simulation.
 
-The simulation names load on first use: they import :mod:`autophagy.models`, whose families pull
-in scikit-learn, and the closed forms should not pay for that.
-"""
+- :mod:`~autophagy.theory.mixing`: the schemes the closed forms cover, which policies declare;
+- :mod:`~autophagy.theory.sampling`: the exact estimators and samplers the closed forms are
+  about, shared with the model families.
 
-from typing import Any
+Nothing here imports another part of autophagy: the theory is the bottom layer, and the
+analysis layer (:mod:`autophagy.analysis`) puts it beside measurements.
+"""
 
 from autophagy.theory.gaussian import (
     GAUSSIAN_POLICIES,
@@ -29,7 +31,13 @@ from autophagy.theory.gaussian import (
     stationary_mean_variance,
 )
 from autophagy.theory.kde import expected_kde_variance, kde_stationary_variance
-from autophagy.theory.stability import (
+from autophagy.theory.mixing import Mixing
+from autophagy.theory.simulation import (
+    GaussianTrajectories,
+    simulate_gaussian_loop,
+    simulate_kde_loop,
+)
+from autophagy.theory.theorem import (
     contraction_factor,
     distance_bound,
     empirical_contraction_factor,
@@ -38,6 +46,7 @@ from autophagy.theory.stability import (
 )
 
 __all__ = [
+    "Mixing",
     "GAUSSIAN_POLICIES",
     "ExpectedGaussianTrajectory",
     "GaussianTrajectories",
@@ -61,13 +70,3 @@ __all__ = [
     "stationary_gaussian_ratios",
     "stationary_mean_variance",
 ]
-
-_LAZY = {"GaussianTrajectories", "simulate_gaussian_loop", "simulate_kde_loop"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from autophagy.theory import simulation
-
-        return getattr(simulation, name)
-    raise AttributeError(f"module 'autophagy.theory' has no attribute {name!r}")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autophagy.models.categorical import tempered
+from autophagy.errors import InputError
+from autophagy.theory.sampling import tempered
 
 
 def heat_death(p0, temperature: float, generations: int) -> np.ndarray:
@@ -40,7 +41,7 @@ def heat_death_fixed_point(p_data, temperature: float, *, real_weight: float,
                            tol: float = 1e-13, max_iter: int = 100_000) -> np.ndarray:
     """Fixed point of ``p = w p_data + (1 - w) p^(1/tau)`` (real share ``w`` in (0, 1))."""
     if not 0 < real_weight < 1:
-        raise ValueError(f"a fixed point needs real_weight in (0, 1), got {real_weight!r}")
+        raise InputError(f"a fixed point needs real_weight in (0, 1), got {real_weight!r}")
     p = np.asarray(p_data, dtype=np.float64)
     for _ in range(max_iter):
         q = real_weight * p_data + (1 - real_weight) * tempered(p, temperature)

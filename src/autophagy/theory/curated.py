@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
+from autophagy.errors import InputError
+
 
 @lru_cache(maxsize=32)
 def _compositions(k: int, m: int) -> np.ndarray:
@@ -37,11 +39,11 @@ def curated_step(p, r, *, k: int, beta: float = 1.0) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     r = np.asarray(r, dtype=np.float64)
     if p.shape != r.shape or p.ndim != 1:
-        raise ValueError(f"p and r must be 1-D of one length, got {p.shape} and {r.shape}")
+        raise InputError(f"p and r must be 1-D of one length, got {p.shape} and {r.shape}")
     if int(k) != k or k < 1:
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+        raise InputError(f"k must be a whole number >= 1, got {k!r}")
     if math.isnan(beta) or beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta!r}")
+        raise InputError(f"beta must be >= 0, got {beta!r}")
     p = p / p.sum()
     c = _compositions(int(k), len(p))
     with np.errstate(divide="ignore"):
@@ -65,7 +67,7 @@ def curated_trajectory(p0, r, *, k: int, beta: float = 1.0, generations: int,
     p = np.asarray(p0, dtype=np.float64)
     data = p if p_data is None else np.asarray(p_data, dtype=np.float64)
     if not 0 <= real_weight < 1:
-        raise ValueError(f"real_weight must be in [0, 1), got {real_weight!r}")
+        raise InputError(f"real_weight must be in [0, 1), got {real_weight!r}")
     out = [p]
     for _ in range(int(generations)):
         p = real_weight * data + (1 - real_weight) * curated_step(p, r, k=k, beta=beta)
@@ -77,7 +79,7 @@ def curated_fixed_point(p_data, r, *, k: int, beta: float = 1.0, real_weight: fl
                         tol: float = 1e-13, max_iter: int = 100_000) -> np.ndarray:
     """The fixed point of ``p = w p_data + (1 - w) curated(p)`` for ``w > 0`` (iterated)."""
     if not 0 < real_weight < 1:
-        raise ValueError(f"a fixed point needs real_weight in (0, 1), got {real_weight!r}")
+        raise InputError(f"a fixed point needs real_weight in (0, 1), got {real_weight!r}")
     p = np.asarray(p_data, dtype=np.float64)
     for _ in range(max_iter):
         q = real_weight * p_data + (1 - real_weight) * curated_step(p, r, k=k, beta=beta)

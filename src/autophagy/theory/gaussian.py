@@ -20,54 +20,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln, polygamma
 
-from autophagy.policies import Policy, make_policy, parse_policy
+from autophagy.errors import InputError
+from autophagy.theory.mixing import SCHEMES, Mixing
 
-#: Policies the Gaussian closed forms and simulation cover (names as in :mod:`autophagy.policies`).
-GAUSSIAN_POLICIES = ("mixed", "fully_synthetic", "accumulate", "fresh_real")
+#: Schemes the Gaussian closed forms and simulation cover.
+GAUSSIAN_POLICIES = tuple(SCHEMES)
 
 
-def resolve_policy(
-    policy: str | Policy, lam: float | None = None, fraction: float | None = None
-) -> Policy:
-    """The :class:`~autophagy.policies.Policy` named by ``policy`` (``"mixed"``, ``"mixed:0.5"``
-    or an instance), so that theory and simulation count synthetic samples exactly as the loop."""
-    if isinstance(policy, Policy) or ":" in str(policy):
-        if lam is not None or fraction is not None:
-            raise ValueError(f"policy {policy!r} already fixes its parameter; drop lam/fraction")
-        resolved = parse_policy(policy)
-    else:
-        given = {"lambda": lam, "fraction": fraction}
-        resolved = make_policy(str(policy), **{k: v for k, v in given.items() if v is not None})
-    if resolved.name not in GAUSSIAN_POLICIES:
-        raise ValueError(
-            f"policy {resolved.name!r} has no Gaussian closed form or simulation; "
-            f"choose from: {', '.join(GAUSSIAN_POLICIES)}"
-        )
-    return resolved
+def resolve_policy(policy, lam: float | None = None, fraction: float | None = None) -> Mixing:
+    """The :class:`~autophagy.theory.mixing.Mixing` a policy declares (a policy object, a
+    ``Mixing``, or a scheme name such as ``"mixed"`` / ``"mixed:0.5"``), so that theory and
+    simulation count synthetic samples exactly as the loop."""
+    return Mixing.parse(policy, lam, fraction)
 
 
 def _check_int(name: str, value: int, minimum: int) -> int:
     if int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _check_positive(name: str, value: float) -> float:
     value = float(value)
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise InputError(f"{name} must be a positive finite number, got {value!r}")
     return value
 
 
 def _as_cov(cov: ArrayLike) -> np.ndarray:
     cov = np.atleast_2d(np.asarray(cov, dtype=np.float64))
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"cov must be a square matrix or a scalar variance, got shape {cov.shape}")
+        raise InputError(f"cov must be a square matrix or a scalar variance, got shape {cov.shape}")
     return cov
 
 
@@ -102,14 +91,14 @@ class ExpectedGaussianTrajectory:
         return self.cov_ratio[:, None, None] * self.cov0
 
 
-def _gen0_ratios(policy: Policy, n: int, generations: int, unbiased: bool, tau: float):
+def _gen0_ratios(policy: Mixing, n: int, generations: int, unbiased: bool, tau: float):
     """(a_t, b_t) given generation 0 = MLE of the n real points (module docstring)."""
     a, b = np.ones(generations + 1), np.zeros(generations + 1)
     k = policy.n_synthetic(n)
     real_scatter = n - 1 if unbiased else n  # R = real_scatter * Sigma_0
     for t in range(1, generations + 1):
         a1, b1 = a[t - 1], b[t - 1]
-        if policy.name == "mixed":
+        if policy.anchor == "real":
             N = n + k
             if k == 0:  # lambda * n < 1: refit on the real data, nothing moves
                 a[t], b[t] = 1.0, 0.0
@@ -117,19 +106,20 @@ def _gen0_ratios(policy: Policy, n: int, generations: int, unbiased: bool, tau: 
             # E[(ybar - mu_0)(.)^T] = (b1 + tau a1 / k) Sigma_0; mu_t - mu_0 = (k/N)(ybar - mu_0)
             scatter = real_scatter + tau * (k - 1 + n / N) * a1 + (n * k / N) * b1
             b[t] = (k / N) ** 2 * b1 + k * tau * a1 / N**2
-        elif policy.name == "fully_synthetic":
+        elif policy.anchor == "none":
             N = k
             scatter = tau * (k - 1) * a1
             b[t] = b1 + tau * a1 / k
-        elif policy.name == "accumulate":
+        elif policy.anchor == "past":
             prev = n + (t - 1) * k  # size of generation t-1's training set, mean mu_{t-1}
             N = prev + k
             prev_scatter = (prev - 1 if unbiased else prev) * a1
             scatter = prev_scatter + tau * (k - 1 + prev / N) * a1
             b[t] = b1 + k * tau * a1 / N**2
         else:
-            raise ValueError(
-                f"policy {policy.name!r} has no closed form given generation 0 (its fixed point is "
+            raise InputError(
+                f"policy {policy.scheme!r} has no closed form given generation 0 (its fixed point "
+                "is "
                 "the truth, not the real fit); use expected_gaussian_trajectory_from_truth"
             )
         a[t] = scatter / (N - 1 if unbiased else N)
@@ -140,7 +130,7 @@ def expected_gaussian_trajectory(
     *,
     n: int,
     generations: int,
-    policy: str | Policy,
+    policy: str | Mixing | Any,
     cov0: ArrayLike,
     lam: float | None = None,
     unbiased: bool = False,
@@ -172,7 +162,7 @@ def expected_gaussian_trajectory_from_truth(
     *,
     n: int,
     generations: int,
-    policy: str | Policy,
+    policy: str | Mixing | Any,
     cov: ArrayLike,
     lam: float | None = None,
     fraction: float | None = None,
@@ -194,7 +184,7 @@ def expected_gaussian_trajectory_from_truth(
     tau = _check_positive("temperature", temperature)
     pol = resolve_policy(policy, lam, fraction)
     a0 = 1.0 if unbiased else (n - 1) / n  # E[Sigma_0] / cov
-    if pol.name != "fresh_real":
+    if pol.anchor != "fresh":
         a, b = _gen0_ratios(pol, n, generations, bool(unbiased), tau)
         return ExpectedGaussianTrajectory(a0 * a, 1.0 / n + a0 * b, _as_cov(cov), "truth")
     f = pol.n_fresh(n)  # fresh real points: mean ~ N(mu, cov/f), scatter ~ Wishart(cov, f-1)
@@ -224,7 +214,7 @@ def logdet_drift(n: int, d: int = 1, *, unbiased: bool = False, temperature: flo
     """
     n, d = _check_int("n", n, 2), _check_int("d", d, 1)
     if n <= d:
-        raise ValueError(f"n must exceed d for a non-singular fit, got n={n}, d={d}")
+        raise InputError(f"n must exceed d for a non-singular fit, got n={n}, d={d}")
     tau = _check_positive("temperature", temperature)
     i = np.arange(1, d + 1)
     denom = n - 1 if unbiased else n
@@ -236,7 +226,7 @@ def logdet_step_variance(n: int, d: int = 1) -> float:
     ``sum_{i=1..d} trigamma((n-i)/2)``, the same for MLE, unbiased and any temperature."""
     n, d = _check_int("n", n, 2), _check_int("d", d, 1)
     if n <= d:
-        raise ValueError(f"n must exceed d for a non-singular fit, got n={n}, d={d}")
+        raise InputError(f"n must exceed d for a non-singular fit, got n={n}, d={d}")
     i = np.arange(1, d + 1)
     return float(np.sum(polygamma(1, (n - i) / 2)))
 
@@ -270,7 +260,7 @@ def mixed_mean_contraction(lam: float) -> float:
     """``E[e_t | e_{t-1}] = lam / (1 + lam) e_{t-1}``: the factor the theorem's rho reduces to for a
     Gaussian MLE (eps = 0), exact when ``lam n`` is an integer (else use m / (n + m))."""
     if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        raise InputError(f"lam must be a finite number >= 0, got {lam!r}")
     return lam / (1.0 + lam)
 
 
@@ -284,7 +274,7 @@ def stationary_mean_variance(n: int, lam: float, sigma2: float) -> float:
     """
     n = _check_int("n", n, 1)
     if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        raise InputError(f"lam must be a finite number >= 0, got {lam!r}")
     return lam * float(sigma2) / (n * (1.0 + 2.0 * lam))
 
 

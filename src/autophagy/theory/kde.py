@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from autophagy.errors import InputError
 from autophagy.theory.gaussian import _check_int
 
 
@@ -40,23 +41,23 @@ def expected_kde_variance(
     generations = _check_int("generations", generations, 0)
     var0 = float(var0)
     if not (math.isfinite(var0) and var0 >= 0):
-        raise ValueError(f"var0 must be a finite number >= 0, got {var0!r}")
+        raise InputError(f"var0 must be a finite number >= 0, got {var0!r}")
     if (h is None) == (bandwidth_factor is None):
-        raise ValueError("give exactly one of h (fixed bandwidth) or bandwidth_factor (rule)")
+        raise InputError("give exactly one of h (fixed bandwidth) or bandwidth_factor (rule)")
     if spread not in ("unbiased", "mle"):
-        raise ValueError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
+        raise InputError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
     keep = (n - 1) / n
     v = np.empty(generations + 1)
     v[0] = var0
     if h is not None:
         if not (math.isfinite(h) and h > 0):
-            raise ValueError(f"h must be a positive finite number, got {h!r}")
+            raise InputError(f"h must be a positive finite number, got {h!r}")
         for t in range(1, generations + 1):
             v[t] = keep * (v[t - 1] + float(h) ** 2)
         return v
     b2 = float(bandwidth_factor) ** 2
     if not (math.isfinite(b2) and b2 > 0):
-        raise ValueError(
+        raise InputError(
             f"bandwidth_factor must be a positive finite number, got {bandwidth_factor!r}"
         )
     growth = keep + b2 if spread == "unbiased" else keep * (1.0 + b2)
@@ -67,7 +68,7 @@ def kde_stationary_variance(n: int, h: float) -> float:
     """Fixed point ``(n - 1) h^2`` of the fixed-bandwidth KDE loop's expected variance."""
     n = _check_int("n", n, 2)
     if not (math.isfinite(h) and h > 0):
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
+        raise InputError(f"h must be a positive finite number, got {h!r}")
     return (n - 1) * float(h) ** 2
 
 
@@ -76,7 +77,7 @@ def _kernel_var(v: float, count: int, d: int, h: float | None, rule: str | float
     """Per-coordinate kernel variance of a KDE fitted on ``count`` points of MLE variance v."""
     if h is not None:
         return float(h) ** 2
-    from autophagy.models.kde import rule_of_thumb_factor
+    from autophagy.theory.sampling import rule_of_thumb_factor
 
     b = rule_of_thumb_factor(rule, count, d) if isinstance(rule, str) else float(rule)
     return b**2 * (count / (count - 1) if spread == "unbiased" else 1.0) * v
@@ -100,7 +101,8 @@ def expected_kde_trajectory(
     ``mixed`` (``lam``): the n real points plus floor(lam n) such draws. ``v_t`` is set t's
     per-coordinate MLE variance, ``a_t = |mean_t - m|^2 / d`` its mean's drift. The kernel is
     ``h^2 I`` (fixed) or ``rule`` ("scott", "silverman" or a factor b) times the set's covariance
-    (``spread`` "unbiased" as :class:`~autophagy.models.kde.KernelDensity`). With k synthetic
+    (``spread`` "unbiased" as :class:`~autophagy.models.families.kde.KernelDensity`). With k
+    synthetic
     draws of the previous set (N points, mean mu, variance v, kernel variance s^2):
 
         E v_t = (n v_R + (k-1)(v + s^2)) / N' + (n k / N'^2)(a + (v + s^2) / k)   (N' = n + k)
@@ -112,11 +114,11 @@ def expected_kde_trajectory(
     n = _check_int("n", n, 2)
     generations = _check_int("generations", generations, 0)
     if (h is None) == (rule is None):
-        raise ValueError("give exactly one of h (fixed bandwidth) or rule (rule of thumb)")
+        raise InputError("give exactly one of h (fixed bandwidth) or rule (rule of thumb)")
     if spread not in ("unbiased", "mle"):
-        raise ValueError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
+        raise InputError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
     if h is not None and not (math.isfinite(h) and h > 0):
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
+        raise InputError(f"h must be a positive finite number, got {h!r}")
     synthetic_only = lam is None or math.isinf(lam)
     k = n if synthetic_only else math.floor(float(lam) * n)
     v, a = np.empty(generations + 1), np.zeros(generations + 1)

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from autophagy.errors import InputError
 from autophagy.theory.gaussian import _check_int
 
 ACCUMULATE_BOUND = math.pi**2 / 6
@@ -40,7 +41,7 @@ def regression_error_constant(n: int, dim: int, noise: float = 1.0) -> float:
     ``n`` = T rows in ``dim`` = d dimensions (needs T > d + 1)."""
     n, dim = _check_int("n", n, 1), _check_int("dim", dim, 1)
     if n <= dim + 1:
-        raise ValueError(f"n must exceed dim + 1 for a finite expected error (n={n}, dim={dim})")
+        raise InputError(f"n must exceed dim + 1 for a finite expected error (n={n}, dim={dim})")
     return float(noise) ** 2 * dim / (n - dim - 1)
 
 
@@ -62,12 +63,12 @@ def regression_error_terms(policy: str, generations: int,
     ``fully_synthetic`` (replace), ``accumulate`` and ``mixed`` with a whole-number ``lam``."""
     generations = _check_int("generations", generations, 0)
     if policy not in REGRESSION_POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(REGRESSION_POLICIES)}, "
+        raise InputError(f"policy must be one of {', '.join(REGRESSION_POLICIES)}, "
                          f"got {policy!r}")
     k = 1
     if policy != "fully_synthetic":
         if not (float(lam).is_integer() and lam >= 0):
-            raise ValueError(f"lambda must be a whole number >= 0 for the closed form (floor("
+            raise InputError(f"lambda must be a whole number >= 0 for the closed form (floor("
                              f"lambda T) synthetic rows are then copies of the design), got {lam}")
         k = int(lam)
     # Row s of ``coef``: e_s as coefficients of the independent noise vectors (e_0, A E_1, ...)
@@ -112,37 +113,9 @@ def expected_regression_error(
     ``design`` X and its first fit's test error ``first_error``, the exact conditional
     expectation ``a_t first_error + b_t sigma^2 tr(Sigma (X^T X)^{-1})``."""
     if (design is None) != (first_error is None):
-        raise ValueError("give both design and first_error (the real sample), or neither")
+        raise InputError("give both design and first_error (the real sample), or neither")
     if design is None:
         return regression_error_factors(policy, generations, lam) * regression_error_constant(
             n, dim, noise)
     a, b = regression_error_terms(policy, generations, lam)
     return a * float(first_error) + b * design_error_constant(design, noise, cov)
-
-
-def regression_overlay(model, policy, *, dataset, generations: int, metrics,
-                       temperature: float = 1.0):
-    """Expected ``test_error`` per generation of a ``linear_regression`` cell given its real
-    sample (its design and its measured generation-0 ``test_error`` in ``metrics``), as a frame
-    of generation, metric, value; ``None`` where no closed form applies (another family, a
-    noise the model estimates, a policy or lambda without one)."""
-    import pandas as pd
-
-    from autophagy.models.regression import LinearRegression
-
-    if not isinstance(model, LinearRegression) or model.noise_std is None:
-        return None
-    first = metrics[(metrics["metric"] == "test_error") & (metrics["generation"] == 0)]
-    if first.empty:
-        return None
-    first_error = float(first["value"].iloc[0])
-    lam = policy.lam if policy.name != "fully_synthetic" else 1.0
-    try:
-        a, b = regression_error_terms(policy.name, generations, lam)
-    except ValueError:
-        return None
-    x = np.asarray(dataset.train, dtype=np.float64)[:, :-1]
-    cov = dataset.params.get("design_cov")
-    c = design_error_constant(x, model.noise_std, cov) * float(temperature)
-    return pd.DataFrame({"generation": np.arange(generations + 1), "metric": "test_error",
-                         "value": a * float(first_error) + b * c})

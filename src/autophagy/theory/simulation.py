@@ -6,12 +6,12 @@ standard errors, which the general loop (one model per cell) cannot afford. Here
 row of a batched array and a generation is a handful of numpy calls.
 
 The Gaussian loop draws real samples and synthetic samples as the project's loop does (same
-:func:`~autophagy.models.gaussian.sample_gaussian`, same
+:func:`~autophagy.models.families.gaussian.sample_gaussian`, same
 :class:`~autophagy.policies.Policy` counts), but keeps only sufficient statistics of each
 training set (count, mean, scatter) and pools them exactly instead of concatenating arrays, so
 ``accumulate`` costs no more than ``mixed``. Given the loop's real sample (``real=``) and its
 training generator (``rng_seed=autophagy.loop.training_rng(seed)``), one seed reproduces
-:class:`~autophagy.models.gaussian.GaussianMLE` run through :func:`autophagy.loop.run_cell`
+:class:`~autophagy.models.families.gaussian.GaussianMLE` run through :func:`autophagy.loop.run_cell`
 draw for draw (``mixed``, ``fully_synthetic``, ``accumulate``; ``fresh_real`` draws its fresh
 points from the true law here, from a finite held-back pool there).
 """
@@ -19,14 +19,15 @@ points from the true law here, from a finite held-back pool there).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from autophagy.models.base import check_temperature
-from autophagy.models.gaussian import safe_cholesky, sample_gaussian
-from autophagy.policies import Policy
+from autophagy.errors import InputError
 from autophagy.theory.gaussian import _check_int, resolve_policy
+from autophagy.theory.mixing import Mixing
+from autophagy.theory.sampling import check_temperature, safe_cholesky, sample_gaussian
 
 Stats = tuple[int, np.ndarray, np.ndarray]  # (count, mean (S, d), scatter (S, d, d))
 
@@ -43,7 +44,8 @@ def _synthetic_stats(
 ) -> Stats:
     """Statistics of k draws from N(mean, tau chol chol^T) per seed, without forming the draws.
 
-    Consumes ``rng`` exactly as :func:`~autophagy.models.gaussian.sample_gaussian` does (one
+    Consumes ``rng`` exactly as :func:`~autophagy.models.families.gaussian.sample_gaussian` does
+    (one
     ``standard_normal`` of shape (S, k, d)), so the draws are the loop's; only the statistics
     of the standard normals are kept: mean ``mu + sqrt(tau) L zbar`` and scatter
     ``tau L Q_z L^T``. Several times faster than transforming every draw.
@@ -73,11 +75,11 @@ def _true_law(mean: ArrayLike, cov: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
     cov = np.atleast_2d(np.asarray(cov, dtype=np.float64))
     if mean.ndim != 1 or cov.shape != (len(mean), len(mean)):
-        raise ValueError(f"mean must be (d,) and cov (d, d), got {mean.shape} and {cov.shape}")
+        raise InputError(f"mean must be (d,) and cov (d, d), got {mean.shape} and {cov.shape}")
     try:
         chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
-        raise ValueError("cov must be symmetric positive definite") from None
+        raise InputError("cov must be symmetric positive definite") from None
     return mean, chol
 
 
@@ -139,7 +141,7 @@ def simulate_gaussian_loop(
     *,
     n: int,
     generations: int,
-    policy: str | Policy,
+    policy: str | Mixing | Any,
     seeds: int,
     mean: ArrayLike,
     cov: ArrayLike,
@@ -191,7 +193,7 @@ def simulate_gaussian_loop(
         if x.ndim == 2:
             x = x[None]
         if x.shape[1:] != (n, d) or x.shape[0] not in (1, S):
-            raise ValueError(f"real must have shape ({n}, {d}) or ({S}, {n}, {d}), got {x.shape}")
+            raise InputError(f"real must have shape ({n}, {d}) or ({S}, {n}, {d}), got {x.shape}")
         real = _stats(np.broadcast_to(x, (S, n, d)))
     real_mean, real_cov = real[1], real[2] / denom(n)
     mu = real_mean if init_mean is None else np.broadcast_to(init_mean, (S, d)).astype(float)
@@ -205,11 +207,11 @@ def simulate_gaussian_loop(
         synth = (k, mu, np.zeros_like(sig))
         if k > 0:
             synth = _synthetic_stats(mu, safe_cholesky(sig), k, rng, tau)
-        if pol.name == "mixed":
+        if pol.anchor == "real":
             count, mu, scatter = _pool(real, synth)
-        elif pol.name == "fully_synthetic":
+        elif pol.anchor == "none":
             count, mu, scatter = synth
-        elif pol.name == "accumulate":
+        elif pol.anchor == "past":
             pool = _pool(pool, synth)
             count, mu, scatter = pool
         else:  # fresh_real: new draws from the truth (the loop's held-back pool) + synthetic
@@ -237,8 +239,10 @@ def simulate_kde_loop(
     """Fully synthetic retraining of a Gaussian KDE, ``seeds`` runs at once.
 
     Generation 0's training set is n real draws from N(mean, cov); generation t's is n draws
-    from the KDE fitted on generation t-1's (pick a point uniformly, add kernel noise), as
-    :class:`~autophagy.models.kde.KernelDensity` samples. The kernel covariance is ``h^2 I``
+    from the KDE fitted on generation t-1's (pick a point uniformly, add kernel noise),
+    as
+    :class:`~autophagy.models.families.kde.KernelDensity` samples. The kernel covariance is ``h^2
+    I``
     (fixed h) or ``bandwidth_factor^2`` times the training set's covariance (a rule of thumb;
     ``spread`` "unbiased" as the model does, or "mle"). Returns the per-coordinate MLE variance
     ``tr(cov of training set t) / d``, shape (S, T+1).
@@ -247,9 +251,9 @@ def simulate_kde_loop(
     generations = _check_int("generations", generations, 0)
     seeds = _check_int("seeds", seeds, 1)
     if (h is None) == (bandwidth_factor is None):
-        raise ValueError("give exactly one of h (fixed bandwidth) or bandwidth_factor (rule)")
+        raise InputError("give exactly one of h (fixed bandwidth) or bandwidth_factor (rule)")
     if spread not in ("unbiased", "mle"):
-        raise ValueError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
+        raise InputError(f"spread must be 'unbiased' or 'mle', got {spread!r}")
     mu_true, chol_true = _true_law(mean, cov)
     S, d = seeds, len(mu_true)
     rng = np.random.default_rng(rng_seed)

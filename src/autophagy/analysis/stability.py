@@ -1,0 +1,218 @@
+"""The stability theorem beside the run: predicted and measured contraction per label.
+
+For each label (a policy with one value of its parameters, all its seeds) and each measured
+distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
+with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
+plateau (:func:`autophagy.analysis.contraction.estimate_contraction`) and sets them beside Theorem 1
+of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
+``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
+for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
+the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from autophagy.analysis.contraction import estimate_contraction
+from autophagy.models import MODELS
+from autophagy.models.base import closed_form
+from autophagy.policies import POLICIES
+from autophagy.theory.mixing import Mixing
+
+DISTANCES: tuple[tuple[str, str, bool, str], ...] = (
+    ("theta_distance", "theta_step", False, "parameters"),
+    ("gen0_mmd2", "step_mmd2", True, "samples (squared MMD)"),
+)
+"""(distance metric, step metric, values are squared, what is measured), in report order."""
+
+COLUMNS = [
+    "label", "policy", "lambda", "rho_eps0", "rho_theorem", "predicted", "rho", "rho_se",
+    "rho_low", "rho_high", "plateau", "plateau_se", "plateau_theory", "observed", "n_seeds",
+]  # fmt: skip
+
+
+def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
+    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
+    from autophagy.theory.theorem import contraction_factor, stability_condition
+
+    eps0 = lam / (1.0 + lam)
+    if constants is None:
+        return eps0, math.nan, "stable if ε≈0" if lam < 1 else "no guarantee"
+    L, eps, alpha = constants["L"], constants["eps"], constants["alpha"]
+    if stability_condition(lam, L, eps, alpha):
+        return eps0, contraction_factor(lam, L, eps, alpha), "stable"
+    return eps0, math.nan, "no guarantee"
+
+
+def declared_mixing(policy: str, lam: float) -> Mixing | None:
+    """The scheme a stored cell's policy declares (its name and lambda as the results have
+    them), or ``None`` when the policy declares none or is not importable here."""
+    try:
+        cls = POLICIES[policy]
+        names = {p.key for p in cls.parameters()}
+        instance = cls.from_params(**({"lambda": lam} if "lambda" in names else {}))
+        return instance.mixing()
+    except Exception:  # a plugin policy not installed here, or one that cannot be rebuilt
+        return None
+
+
+def ordered_labels(*frames: pd.DataFrame) -> pd.DataFrame:
+    """(label, policy, lambda) of every label in ``frames``, in report order: by policy (each
+    policy's ``order``, then name; fully synthetic last), then lambda (NaN last), then label."""
+    parts = [f[["label", "policy", "lambda"]] for f in frames if f is not None and len(f)]
+    if not parts:
+        return pd.DataFrame(columns=["label", "policy", "lambda"])
+    table = pd.concat(parts).drop_duplicates("label").copy()
+    table["lambda"] = pd.to_numeric(table["lambda"], errors="coerce")
+    table["_rank"] = table["policy"].map(lambda p: (policy_style(str(p))[0], str(p)))
+    table["_nan"] = table["lambda"].isna()
+    return table.sort_values(["_rank", "_nan", "lambda", "label"])[["label", "policy", "lambda"]]
+
+
+def policy_style(name: str) -> tuple[int, str | None]:
+    """(legend order, colour or colormap) a policy declares; unknown policies go in the middle."""
+    if name not in POLICIES:
+        return 50, None
+    try:
+        cls = POLICIES[name]
+    except Exception:
+        return 50, None
+    return getattr(cls, "order", 50), getattr(cls, "color", None)
+
+
+def _trajectories(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    """(seeds, generations) of ``metric``, NaN where a seed has no value."""
+    wide = rows[rows["metric"] == metric].pivot_table(
+        index="cell", columns="generation", values="value", aggfunc="first"
+    )
+    return wide.sort_index(axis=1).to_numpy(dtype=float)
+
+
+def stability_table(
+    metrics: pd.DataFrame,
+    *,
+    distance: str = "theta_distance",
+    step: str | None = "theta_step",
+    squared: bool = False,
+    constants: Mapping[str, float] | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """One row per label: lambda, predicted rho and verdict, measured rho with its interval,
+    plateau, observed verdict (columns :data:`COLUMNS`). Empty when ``distance`` was not measured.
+
+    ``constants``: ``{"L", "eps", "alpha"}`` of the theorem (optional). ``table.attrs`` holds the
+    distance, the constants, the theorem's largest stable lambda (``theorem_max_lambda``) and the
+    largest mixed lambda observed stable (``observed_max_lambda``, with ``observed_all_stable``
+    when every mixed lambda of the run was).
+    """
+    from autophagy.theory.theorem import max_stable_lambda
+
+    rows = metrics[metrics["metric"].isin([distance, step] if step else [distance])]
+    records = []
+    if len(rows):
+        for label in ordered_labels(rows)["label"]:
+            mine = rows[rows["label"] == label]
+            d = _trajectories(mine, distance)
+            s = _trajectories(mine, step) if step else None
+            if d.shape[1] < 2 or (s is not None and s.shape != d.shape):
+                continue
+            est = estimate_contraction(d, s, squared=squared, level=level)
+            policy = str(mine["policy"].iloc[0])
+            lam = float(mine["lambda"].iloc[0]) if "lambda" in mine else math.nan
+            anchor = getattr(declared_mixing(policy, lam), "anchor", None)
+            if anchor == "real" and math.isfinite(lam):
+                eps0, rho_th, predicted = _theorem(lam, constants)
+            elif anchor == "none":
+                eps0, rho_th, predicted = math.nan, math.nan, "no guarantee"
+            else:
+                eps0, rho_th, predicted = math.nan, math.nan, "–"
+            plateau_theory = math.nan
+            if anchor == "real" and constants is not None and "n" in constants:
+                from autophagy.analysis.contraction import gaussian_plateau
+
+                n, dim = int(constants["n"]), int(constants["d"])
+                plateau_theory = math.sqrt(gaussian_plateau(n, lam, dim))
+            records.append({
+                "label": label, "policy": policy, "scheme": anchor or "", "lambda": lam,
+                "rho_eps0": eps0,
+                "rho_theorem": rho_th, "predicted": predicted, "rho": est.rho,
+                "rho_se": est.rho_se, "rho_low": est.rho_low, "rho_high": est.rho_high,
+                "plateau": est.plateau if est.stable else math.nan,
+                "plateau_se": est.plateau_se if est.stable else math.nan,
+                "plateau_theory": plateau_theory,
+                "observed": est.verdict, "n_seeds": est.n_seeds,
+                "_ci_over": est.ci_over, "_method": est.method,
+            })  # fmt: skip
+    table = pd.DataFrame.from_records(records, columns=[*COLUMNS, "scheme", "_ci_over",
+                                                        "_method"])
+    mixed = table[(table["scheme"] == "real") & table["lambda"].notna()]
+    stable = mixed[mixed["observed"] == "stable"]
+    theorem_max = (
+        max_stable_lambda(constants["L"], constants["eps"], constants["alpha"])
+        if constants is not None
+        else math.nan
+    )
+    table.attrs.update(
+        distance=distance,
+        step=step,
+        squared=squared,
+        level=level,
+        constants=dict(constants) if constants is not None else None,
+        theorem_max_lambda=theorem_max,
+        observed_max_lambda=float(stable["lambda"].max()) if len(stable) else math.nan,
+        observed_all_stable=bool(len(mixed) and len(stable) == len(mixed)),
+        ci_over=", ".join(sorted(set(table["_ci_over"]))) if len(table) else "",
+        method=", ".join(sorted(set(table["_method"]))) if len(table) else "",
+    )
+    return table
+
+
+def stability_tables(
+    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None
+) -> list[pd.DataFrame]:
+    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured (the
+    theorem's constants belong to the parameters, so only that table gets them)."""
+    tables = []
+    for distance, step, squared, what in DISTANCES:
+        if metrics is None or not (metrics["metric"] == distance).any():
+            continue
+        table = stability_table(
+            metrics, distance=distance, step=step, squared=squared,
+            constants=constants if distance == "theta_distance" else None,
+        )  # fmt: skip
+        table.attrs["what"] = what
+        if len(table):
+            tables.append(table)
+    return tables
+
+
+def run_constants(config: Any, build_dataset: Callable[[Any, int], Any], *,
+                  max_seeds: int = 5) -> dict[str, float] | None:
+    """The theorem's ``alpha``, ``L``, ``eps`` estimated for a run whose family declares the
+    Gaussian closed form, from its real data (``build_dataset(config, seed)``, as the run built
+    it; :func:`~autophagy.analysis.contraction.gaussian_constants`, averaged over the first
+    ``max_seeds`` data seeds), or None for any other model family."""
+    from autophagy.analysis.contraction import gaussian_constants
+
+    if (config.model.name not in MODELS or closed_form(MODELS[config.model.name]) != "gaussian"
+            or config.model.options.get("unbiased", False)):
+        return None
+    seeds = [config.data.seed] if config.data.seed is not None else list(config.seed)
+    data = [build_dataset(config, s).train for s in seeds[:max_seeds]]
+    found = [gaussian_constants(x) for x in data]
+    return {
+        "n": len(data[0]),
+        "d": int(np.prod(data[0].shape[1:])),
+        "alpha": float(np.mean([c.alpha for c in found])),
+        "L": float(np.mean([c.L for c in found])),
+        "eps": float(np.mean([c.eps for c in found])),
+        "eps_raw": float(np.mean([c.eps_raw for c in found])),
+        "eps_floor": float(np.mean([c.eps_floor for c in found])),
+        "source": f"estimated from the real data of {len(found)} seed(s), Gaussian MLE",
+    }

@@ -1,0 +1,1 @@
+"""One file a model family; each registers in :data:`autophagy.models.MODELS`."""

@@ -1,0 +1,47 @@
+"""Everything that can fail before training, checked once before a run directory exists."""
+
+from __future__ import annotations
+
+from autophagy.config import Config, ConfigError, config_field
+from autophagy.metrics import resolve_metrics
+from autophagy.models.base import check_sampling_temperature
+from autophagy.run.cells import build_config_model, build_dataset
+from autophagy.run.grid import cell_configs, expand_grid
+
+
+def check_config(config: Config) -> None:
+    """Everything that can fail before training, checked before a run directory exists:
+    the dataset loads, the model builds, the policies fit the data, the metrics exist. Library
+    errors are named here by the config field they come from (the one place that maps them)."""
+    cells = expand_grid(config)
+    for cfg in cell_configs(config):  # each combination of swept values, checked on its own
+        with config_field("data"):
+            dataset = build_dataset(cfg, cells[0].seed)
+        with config_field("model"):
+            model = build_config_model(cfg)
+        with config_field("loop"):
+            check_sampling_temperature(model, cfg.loop.temperature)
+        with config_field("data.n_pool"):
+            for spec in cells:
+                spec.policy.check(len(dataset.train), dataset.pool)
+        for policy in {spec.policy.cell_tag: spec.policy for spec in cells}.values():
+            with config_field(f"loop.policies.{policy.name}"):
+                policy.bind(dataset)  # a reward is built and tried on real samples
+    metrics = resolve_metrics(config.eval.metrics)
+    if any(m.needs for m in metrics):
+        from autophagy.metrics.feature_metrics import make_extractor
+
+        with config_field("eval"):
+            make_extractor(config.eval.features, dataset, config.eval.inception, check_only=True)
+    if config.run.executor == "ray":
+        from autophagy.run.ray import check_ray
+
+        check_ray(config)
+    if config.run.tracker != "none":
+        from autophagy.run.trackers import check_tracker
+
+        check_tracker(config)
+    if config.eval.verdict_metric not in (config.eval.metrics or [config.eval.verdict_metric]):
+        raise ConfigError(
+            f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
+        )
