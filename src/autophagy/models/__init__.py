@@ -4,10 +4,12 @@ from autophagy.models.base import GenerativeModel, has_log_prob, sample_at, temp
 from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.models.families.kde import KernelDensity
 from autophagy.models.families.mixture import GaussianMixture
+from autophagy.models.registry import DEFAULTS as MODEL_DEFAULTS
 from autophagy.models.registry import MODELS, build_model
 
 __all__ = [
     "MODELS",
+    "MODEL_DEFAULTS",
     "GaussianMLE",
     "GaussianMixture",
     "GenerativeModel",

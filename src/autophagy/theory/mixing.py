@@ -51,6 +51,17 @@ class Mixing:
         return next(name for name, anchor in SCHEMES.items() if anchor == self.anchor)
 
     @property
+    def label(self) -> str:
+        """Legend text, as the policy that declares the scheme writes it."""
+        if self.anchor == "real":
+            return f"mixed λ={self.ratio:g}"
+        if self.anchor == "past":
+            return "accumulate" if self.ratio == 1 else f"accumulate λ={self.ratio:g}"
+        if self.anchor == "fresh":
+            return f"fresh_real {self.fraction:.0%}"
+        return "fully_synthetic"
+
+    @property
     def lam(self) -> float:
         """Synthetic-to-real ratio: lambda for ``real``/``past``, inf when fully synthetic."""
         if self.anchor == "none":
