@@ -80,7 +80,21 @@ def worker(config_json: str, specs: list[CellSpec], root: str, emit: Emit,
         limit_threads(threads)
     config = Config.model_validate_json(config_json)
     store = RunStore(root, keep=config.run.checkpoints)
-    return run_batch(config, specs, store, emit)
+    return run_batch(config, specs, store, best_effort(emit))
+
+
+def best_effort(emit: Emit) -> Emit:
+    """``emit`` that never raises: progress is best effort, the store is the record. Why: when
+    the parent dies its queue's manager goes too, and a worker's next event would otherwise
+    fail its cell as ``failed`` in the instant before the worker itself exits."""
+
+    def safe(event: Event) -> None:
+        try:
+            emit(event)
+        except Exception:
+            pass
+
+    return safe
 
 
 def record_failure(store: RunStore, batch: Iterable[CellSpec], message: str, emit: Emit,
