@@ -319,7 +319,21 @@ def _exit_with_parent(poll: float = 0.5) -> None:
 def _worker(config_json: str, specs: list[CellSpec], root: str, queue) -> dict[str, str]:
     config = Config.model_validate_json(config_json)
     store = RunStore(root, keep=config.run.checkpoints)
-    return run_cells_from_config(config, specs, store, queue.put)
+    return run_cells_from_config(config, specs, store, best_effort(queue.put))
+
+
+def best_effort(emit: Callable[[Event], None]) -> Callable[[Event], None]:
+    """``emit`` that never raises: progress is best effort, the store is the record. Why: when
+    the parent dies its queue's manager goes too, and a worker's next event would otherwise
+    fail its cell as ``failed`` in the instant before the worker itself exits."""
+
+    def safe(event: Event) -> None:
+        try:
+            emit(event)
+        except Exception:
+            pass
+
+    return safe
 
 
 def run_experiment(
