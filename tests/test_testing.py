@@ -124,7 +124,7 @@ def test_a_dataset_read_from_a_file_passes_with_its_path(tmp_path):
     np.save(tmp_path / "points.npy", np.random.default_rng(0).standard_normal((200, 3)))
     assert "disjoint splits" in check_dataset("file", options={"path": str(tmp_path /
                                                                            "points.npy")})
-    with pytest.raises(ContractError, match=r"^file: loads: raised ValueError: data.path: "):
+    with pytest.raises(ContractError, match=r"^file: loads: raised InputError: data.path: "):
         check_dataset("file")
 
 

@@ -7,7 +7,11 @@ Public entry points (imported lazily so the command line starts fast):
   (config, cells, samples, theory curves);
 - :mod:`autophagy.models` (the :class:`~autophagy.models.GenerativeModel` protocol and families),
   :mod:`autophagy.policies`, :mod:`autophagy.data`, :mod:`autophagy.metrics`,
-  :mod:`autophagy.theory`.
+  :mod:`autophagy.theory`;
+- :mod:`autophagy.testing`, the contract checks a plug-in author runs on their own pieces.
+
+The packages follow the data flow (config -> run -> loop -> store -> analysis -> report), each
+importing only the layers below it; docs/architecture.md draws the house.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Every file of a run directory goes through here: written to a hidden temporary name beside its
 target, then ``os.replace``-d onto it, so a crash or Ctrl-C never leaves a torn checkpoint, table
 or figure.
+
+A power cut asks for more: the data and the rename must reach the disk in order. A durable write
+is therefore: write the temporary file, ``fsync`` it, rename it, ``fsync`` the directory (the
+rename lives in the directory). Checkpoints and the manifests that vouch for them are written so.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ def atomic_open(
     """Open a hidden temp file beside ``path``; on success ``os.replace`` it onto ``path``.
 
     On error the temp file is removed and ``path`` is untouched. ``durable=True`` also fsyncs
-    before the rename, so the file survives a power loss, not just a killed process (used for
-    checkpoints). Created with mode ``"x"``, so permissions follow the umask.
+    the file before the rename and its directory after it, so the new file survives a power
+    loss, not just a killed process (checkpoints and manifests). Created with mode ``"x"``, so
+    permissions follow the umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +45,21 @@ def atomic_open(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """``fsync`` a directory, so that renames and deletions in it survive a power loss.
+
+    A no-op on Windows, where a directory cannot be opened (NTFS journals its metadata)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = False) -> Path:

@@ -62,6 +62,7 @@ def _stability_rows() -> tuple[pd.DataFrame, dict]:
     def row(run, lam, rho, low, high, observed, policy="mixed"):
         base = "fully_synthetic" if policy != "mixed" else f"mixed λ={lam:g}"
         return {"run": run, "label": f"{run}: {base}", "policy": policy, "lambda": lam,
+                "scheme": "real" if policy == "mixed" else "none",
                 "rho_eps0": math.nan, "rho_theorem": math.nan, "predicted": "", "rho": rho,
                 "rho_se": 0.1, "rho_low": low, "rho_high": high, "plateau": math.nan,
                 "plateau_se": math.nan, "plateau_theory": math.nan, "observed": observed,

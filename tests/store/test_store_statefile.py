@@ -187,7 +187,7 @@ def test_src_unpickles_only_in_migrate_or_through_an_allow_list():
         where = path.relative_to(src).as_posix()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in ("load", "loads"):
-                if getattr(node.value, "id", "") == "pickle" and where != "migrate.py":
+                if getattr(node.value, "id", "") == "pickle" and where != "store/migrate.py":
                     found.append(f"{where}: pickle.{node.attr}")
             if isinstance(node, ast.ClassDef) and any(
                 ast.unparse(base) == "pickle.Unpickler" for base in node.bases

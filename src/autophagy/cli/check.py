@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from autophagy.cli.commands import app, console, fail
+from autophagy.cli import commands
+from autophagy.cli.commands import app, fail
 from autophagy.errors import AutophagyError
 
 
@@ -38,4 +39,4 @@ def check(
     except AutophagyError as err:
         fail(str(err))
     for line in lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        commands.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -13,9 +13,11 @@ from rich.table import Table
 
 from autophagy.errors import AutophagyError, ClusterError
 
+# Markdown help: a docstring's paragraphs are paragraphs, its source line breaks are not shown
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     help="Self-consuming generative models: retrain a model on its own samples, generation after "
     "generation, mixed with real data, and measure what happens against theory.",
 )
@@ -23,12 +25,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _consoles() -> None:
+    """Decided per command, when stdout is known: wrapped at a terminal, not in a log."""
+    from autophagy.cli import terminal
+
+    global console, err_console
+    console, err_console = terminal.make_console(), terminal.make_console(stderr=True)
+
+
 def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr and a non-zero exit, never a traceback."""
     from rich.markup import escape  # a message may hold brackets: pip install -e ".[ray]"
 
-    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
-                      soft_wrap=True)
+    from autophagy.cli.terminal import one_line
+
+    err_console.print(f"[bold red]error:[/bold red] {escape(one_line(message))}",
+                      highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -58,7 +71,7 @@ def run(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run directory (default: runs/<name>-<time>)."),
+        typer.Option("--out", "-o", help="Run directory (default: `runs/<name>-<time>`)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -95,6 +108,7 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished generations are kept, each cell goes on from its
     last checkpoint with the same random numbers it would have drawn."""
+    from autophagy.run.checks import check_config
     from autophagy.store import RunStore
     from autophagy.store.lock import RunLock
 
@@ -105,10 +119,7 @@ def resume(
         store = RunStore.open(run_dir)
         cfg = store.config()
         store.keep = cfg.run.checkpoints
-        if cfg.run.tracker != "none":
-            from autophagy.run.trackers import check_tracker
-
-            check_tracker(cfg)
+        check_config(cfg)  # as for run: a received directory's checkpoint, data and tracker
     except AutophagyError as err:
         if lock is not None:
             lock.release()
@@ -246,8 +257,11 @@ def verify(
     if not (run_dir / "config.yaml").exists() and not (run_dir / NAME).exists():
         fail(f"{str(run_dir)!r} has no config.yaml or {NAME}; is it a run directory?")
     result = verify_run(run_dir)
+    from autophagy.cli.terminal import one_line
+
     for problem in result.problems:
-        console.print(problem.line(run_dir), markup=False, highlight=False, soft_wrap=True)
+        console.print(one_line(problem.line(run_dir)), markup=False, highlight=False,
+                      soft_wrap=True)
     size = f"{result.bytes / 1e6:.1f} MB" if result.bytes >= 1e5 else f"{result.bytes / 1e3:.0f} kB"
     cells = f"{result.cells} cell{'s' * (result.cells != 1)}"
     checked = f"{result.files} files ({size}) in {cells} match their manifests"

@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from autophagy.cli.commands import app, console, fail
+from autophagy.cli import commands
+from autophagy.cli.commands import app, fail
 from autophagy.errors import AutophagyError
 
 theory_app = typer.Typer(
-    no_args_is_help=True, help="Closed forms of the theory, checked by simulation."
+    no_args_is_help=True, rich_markup_mode="markdown",
+    help="Closed forms of the theory, checked by simulation.",
 )
 app.add_typer(theory_app, name="theory")
 
@@ -22,10 +24,10 @@ app.add_typer(theory_app, name="theory")
 def _print(agreement) -> None:
     from autophagy.report.agreement import agreement_table
 
-    console.print(agreement_table(agreement))
+    commands.console.print(agreement_table(agreement))
     for note in agreement.notes:
-        console.print(note)
-    console.print(agreement.summary)
+        commands.console.print(note)
+    commands.console.print(agreement.summary)
 
 
 @theory_app.command("gaussian")
@@ -99,7 +101,7 @@ def theory_stability(
     eps = 0.1 if eps is None else eps
     alpha = 1.0 if alpha is None else alpha
     try:
-        console.print(
+        commands.console.print(
             f"largest stable lambda: {max_stable_lambda(L, eps, alpha):.4g} "
             f"(L={L:g}, eps={eps:g}, alpha={alpha:g})"
         )
@@ -117,7 +119,7 @@ def theory_stability(
                 table.add_row(f"{value:g}", "[red]no[/red]", "-", "no guarantee")
     except AutophagyError as err:
         fail(str(err))
-    console.print(table)
+    commands.console.print(table)
 
 
 def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
@@ -142,7 +144,7 @@ def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
     if not tables:
         fail(f"{run_dir}: no distance to the fixed point was measured (theta_distance, "
              "gen0_mmd2); add them to eval.metrics", code=1)
-    print_stability(tables, console=console)
+    print_stability(tables, console=commands.console)
 
 
 @theory_app.command("kde")

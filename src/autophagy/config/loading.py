@@ -34,10 +34,12 @@ def config_field(section: str) -> Iterator[None]:
     except ArgumentError as err:
         fields = getattr(Config.model_fields.get(section), "annotation", None)
         known = getattr(fields, "model_fields", {})
-        where = f"{section}.{err.argument}"
+        where = section if section.startswith("--") else f"{section}.{err.argument}"  # a flag
         if fields is not None and err.argument not in known and err.argument != "options":
             where = f"{section}.options.{err.argument}"
         raise ConfigError(f"{where}: {err.detail}") from None
+    except MemoryError as err:  # a size no machine holds (data.n_train: 10000000000000)
+        raise ConfigError(f"{section}: {err}; is a size too large?") from None
     except ValueError as err:
         message = str(err)
         head = section.split(".")[0]

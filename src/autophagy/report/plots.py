@@ -334,10 +334,11 @@ def plot_sample_grid(
     """Scatter grid of 2-D samples: one row per label (its lowest seed), one column per generation.
 
     Columns are ``generations`` or up to ``max_cols`` generations evenly spaced from the first to
-    the last. All panels share square limits from robust percentiles of ``real`` (drawn faintly
-    behind), so shrinking or spreading shows as such; a panel says what share of its points falls
-    outside. ``seeds`` picks the lowest seed per label (default: the naturally sorted cell id);
-    ``max_points`` subsamples large sets to keep the PNG light.
+    the last. All panels share square limits from robust percentiles of ``real`` (drawn on top
+    as small black dots, so dense samples never hide it), so shrinking or spreading shows as
+    such; a panel says what share of its points falls outside. ``seeds`` picks the lowest seed
+    per label (default: the naturally sorted cell id); ``max_points`` subsamples large sets to
+    keep the PNG light.
     """
     if max_cols < 1:
         raise InputError(f"max_cols must be >= 1, got {max_cols}")
@@ -354,16 +355,6 @@ def plot_sample_grid(
     for i, (label, cell) in enumerate(rows.items()):
         for j, gen in enumerate(gens):
             ax = axes[i, j]
-            if real_pts is not None:
-                ax.scatter(
-                    real_pts[:, 0],
-                    real_pts[:, 1],
-                    s=1.0,
-                    c="0.75",
-                    alpha=0.5,
-                    lw=0,
-                    rasterized=True,
-                )
             points = samples[cell].get(gen)
             if points is None or len(points) == 0:
                 ax.text(
@@ -399,6 +390,9 @@ def plot_sample_grid(
                         fontsize=6.5,
                         color="0.3",
                     )
+            if real_pts is not None:  # on top, small and dark: samples never hide the truth
+                ax.scatter(real_pts[:, 0], real_pts[:, 1], s=0.6, c="black", alpha=0.6, lw=0,
+                           zorder=3, rasterized=True)
             ax.set_xlim(*limits[0])
             ax.set_ylim(*limits[1])
             ax.set_aspect("equal", adjustable="box")
@@ -411,7 +405,8 @@ def plot_sample_grid(
     if not rows:
         axes[0, 0].axis("off")
         axes[0, 0].text(0.5, 0.5, "no samples", ha="center", va="center")
-    fig.suptitle("Samples across generations (grey: held-out real data)", fontsize=10)
+    fig.suptitle("Samples across generations (black dots on top: held-out real data)"
+                 if real is not None else "Samples across generations", fontsize=10)
     return fig
 
 

@@ -19,6 +19,9 @@ def check_config(config: Config) -> None:
             dataset = build_dataset(cfg, cells[0].seed)
         with config_field("model"):
             model = build_config_model(cfg)
+            check_pretrained = getattr(getattr(model, "base", model), "check_pretrained", None)
+            if check_pretrained is not None:  # a received checkpoint is read once, here
+                check_pretrained(dataset.train)
         with config_field("loop"):
             check_sampling_temperature(model, cfg.loop.temperature)
         with config_field("data.n_pool"):

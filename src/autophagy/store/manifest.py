@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from autophagy.atomic import atomic_write_bytes
+from autophagy.atomic import atomic_write_bytes, fsync_dir
 from autophagy.errors import IntegrityError, OldFormatError, WriteError  # noqa: F401
 
 NAME = "manifest.json"
@@ -107,6 +109,7 @@ class Manifest:
             doc = json.loads(text)
             files = doc["files"]
             ok = doc.get("format") == FORMAT and doc.get("checksum") == _checksum(files)
+            ok = ok and _well_typed(files)
         except (ValueError, KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
@@ -117,6 +120,29 @@ class Manifest:
         doc = {"format": FORMAT, "checksum": _checksum(files), "files": files}
         text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
         atomic_write_bytes(self.path, text.encode(), durable=durable)
+
+
+def _digest_ok(d: Any) -> bool:
+    return (isinstance(d, dict) and isinstance(d.get("sha256"), str)
+            and type(d.get("size")) is int)
+
+
+def _well_typed(files: Any) -> bool:
+    """``files`` maps relative paths to entries: a confirmed digest and/or a ``pending`` one,
+    and maybe ``deleting: true`` (a manifest sealed by a sender can be of any JSON type)."""
+    if not isinstance(files, dict):
+        return False
+    for rel, entry in files.items():
+        if not isinstance(entry, dict) or not rel or set(entry) - {"sha256", "size", "pending",
+                                                                     "deleting"}:
+            return False
+        if ("sha256" in entry or "size" in entry) and not _digest_ok(entry):
+            return False
+        if "pending" in entry and not _digest_ok(entry["pending"]):
+            return False
+        if "deleting" in entry and entry["deleting"] is not True:
+            return False
+    return True
 
 
 def _checksum(files: Any) -> str:
@@ -147,11 +173,16 @@ def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path]
     """Write files of one folder (``(path, data, durable)``, in order), then delete ``remove``,
     with two manifest saves in all: one recording the new hashes as pending and the removed
     files as deleting, one after the last file confirming them (a generation's metrics and
-    checkpoint, and with ``checkpoints: last`` the older checkpoint, are one update)."""
+    checkpoint, and with ``checkpoints: last`` the older checkpoint, are one update).
+
+    When any write is durable the whole update is (each file and both manifest saves fsynced,
+    then their directory, deletions too), so after a power cut each step is on disk before the
+    next: a new checkpoint is never on disk without the manifest that lists it."""
     paths = [Path(p) for p, _, _ in writes]
     removed = [Path(p) for p in remove]
     if not paths and not removed:
         return
+    durable = any(d for _, _, d in writes)
     manifest = Manifest(folder_of((paths or removed)[0]))
     rel = {p: p.relative_to(manifest.folder).as_posix() for p in [*paths, *removed]}
     current = None
@@ -165,17 +196,20 @@ def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path]
             if rel[p] in files:
                 files[rel[p]] = {**files[rel[p]], "deleting": True}
         if changed or removed:
-            manifest.save(files)
-        for current, data, durable in writes:
+            manifest.save(files, durable=durable)
+        for current, data, _ in writes:
             atomic_write_bytes(current, data, durable=durable)
         current = None
         for p in removed:
             p.unlink(missing_ok=True)
+        if durable:
+            for folder in sorted({p.parent for p in removed}):
+                fsync_dir(folder)
         for p in removed:
             files.pop(rel[p], None)
         files.update(changed)
         if changed or removed:
-            manifest.save(files)
+            manifest.save(files, durable=durable)
     except OSError as err:
         where = current or manifest.path
         raise WriteError.of(err, where) from err
@@ -282,6 +316,26 @@ def _old_format(root: Path, old: list[Path]) -> str:
     )
 
 
+def foreign_entries(root: Path) -> list[Problem]:
+    """Symbolic links and special files (FIFOs, devices) anywhere inside ``root``.
+
+    Why: autophagy writes only regular files and folders, and a received directory with a link
+    to elsewhere would have ``resume`` and ``report`` read, or write, outside it (a linked
+    ``checkpoints/`` or ``figures/``), and a FIFO would make ``verify`` wait forever. Links are
+    not followed (``os.walk`` does not descend into them)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in sorted([*dirs, *files]):
+            path = Path(folder) / name
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                found.append(Problem(path, f"a symbolic link (to {os.readlink(path)!r}); a run "
+                                     "directory holds only its own files: copy it without links"))
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                found.append(Problem(path, "not a regular file (a FIFO, socket or device)"))
+    return found
+
+
 def verify_run(root: Path, *, checkpoints: bool = True) -> Verification:
     """Check a run directory (its own manifest and every cell's) without running anything."""
     root = Path(root)
@@ -289,6 +343,9 @@ def verify_run(root: Path, *, checkpoints: bool = True) -> Verification:
     old = old_checkpoints(root)
     if old:
         result.problems.append(Problem(root, _old_format(root, old)))
+        return result
+    result.problems += foreign_entries(root)
+    if result.problems:  # nothing is read through a link or from a FIFO
         return result
     folders = [root]
     if (root / "cells").is_dir():

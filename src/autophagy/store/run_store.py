@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_text
-from autophagy.errors import (
-    CheckpointError,  # noqa: F401
+from autophagy.errors import (  # noqa: F401
+    CheckpointError,
     InputError,
+    StoreError,
     WriteError,
 )
 from autophagy.signatures import ArgumentError
@@ -66,10 +67,33 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     manifest.write(path, buf.getvalue())
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
+def write_npy(path: Path, array: np.ndarray, *, durable: bool = False) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    manifest.write(path, buf.getvalue())
+    manifest.write(path, buf.getvalue(), durable=durable)
+
+
+_CELL_FIELDS: dict[str, tuple[type, ...]] = {
+    "cell": (str,), "label": (str,), "policy": (str,), "lambda": (int, float, type(None)),
+    "params": (dict,), "sweep": (dict,), "seed": (int,), "status": (str,), "message": (str,),
+    "generation": (int, type(None)),
+}
+"""The fields of ``cell.json`` and the JSON types each may have (others are kept as they are)."""
+
+
+def check_cell_record(path: Path, info: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``info`` if it is a cell record (a JSON object whose known fields have their types, with
+    the ``required`` ones: a run's cells carry their coordinates, a lone cell may not)."""
+    if not isinstance(info, dict):
+        raise StoreError(f"{path}: not a cell record (a JSON object), got {type(info).__name__}")
+    if missing := [k for k in required if k not in info]:
+        raise StoreError(f"{path}: not a cell record (no {', '.join(missing)})")
+    for key, types in _CELL_FIELDS.items():
+        value = info.get(key)
+        if key in info and (not isinstance(value, types) or isinstance(value, bool)):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise StoreError(f"{path}: field {key!r} is {value!r:.40}, expected {wanted}")
+    return info
 
 
 class CellStore:
@@ -81,8 +105,20 @@ class CellStore:
 
     # -- coordinates and status -------------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        """The cell's coordinates and status (``cell.json``); ``{}`` before it is written.
+
+        Raises:
+            StoreError: ``cell.json`` is not a cell record (not JSON, or a field of another
+                type): a received directory's file, named in one line.
+        """
         path = self.root / "cell.json"
-        return _numbers_back(json.loads(path.read_text())) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            info = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise StoreError(f"{path}: not JSON ({err})") from None
+        return check_cell_record(path, _numbers_back(info) if isinstance(info, dict) else info)
 
     def write_info(self, **fields: Any) -> None:
         info = {**self.info(), **fields}
@@ -116,7 +152,8 @@ class CellStore:
         return sorted(g for g, p in on_disk.items() if p.relative_to(self.root).as_posix() in files)
 
     def save(self, generation: int, payload: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        """Persist generation ``generation``: metrics first, then the checkpoint (fsynced)."""
+        """Persist generation ``generation``: metrics first, then the checkpoint; both, and their
+        manifest, fsynced before each rename and their folders after (:func:`manifest.update`)."""
         table = io.BytesIO()
         rows_frame(rows).to_parquet(table, index=False)
         older = []
@@ -174,7 +211,8 @@ class CellStore:
         """Points: every evaluation sample. Images: the first :data:`SAVED_IMAGES` (a
         generation's 1,000 CIFAR-size samples would weigh 12 MB; the report draws their grid)."""
         path = self.root / "samples" / f"gen_{generation:04d}.npy"
-        write_npy(path, samples[:SAVED_IMAGES] if samples.ndim == 4 else samples)
+        # durable, as the checkpoint that follows: a finished generation keeps its samples
+        write_npy(path, samples[:SAVED_IMAGES] if samples.ndim == 4 else samples, durable=True)
 
     def save_error(self, text: str) -> None:
         """The traceback of a failed cell (``error.txt``), for the one who debugs it."""
@@ -239,7 +277,12 @@ class RunStore:
         if not (root / "config.yaml").exists():
             raise InputError(f"run directory {str(root)!r} has no config.yaml; is it a run?")
         manifest.check_run(root)  # one line naming a damaged file, or the old pickle format
-        return cls(root)
+        store = cls(root)
+        for cid in store.cell_ids():  # cell records of the right types, before anything reads them
+            path = store.cell(cid).root / "cell.json"
+            if path.exists():
+                check_cell_record(path, store.cell(cid).info(), ("cell", "label", "policy", "seed"))
+        return store
 
     @property
     def config_text(self) -> str:

@@ -42,6 +42,7 @@ from autophagy.models.training.trainer import (
     resolve_device,
     torch_generator,
 )
+from autophagy.models.weights_only import load_weights_only
 from autophagy.signatures import ArgumentError
 from autophagy.theory.sampling import check_temperature
 
@@ -83,12 +84,7 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     A training checkpoint of torchcfm (``{'net_model', 'ema_model', 'optim', ...}``) gives its
     ``'ema_model'`` weights, and a ``module.`` prefix (``DataParallel``) is dropped.
     """
-    try:
-        state = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
-    except Exception as err:  # not a torch file, or one that needs code to load: one line
-        raise ArgumentError("init_checkpoint", f"{str(path)!r} is not a state dict that loads "
-                         f"without running code ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    state = load_weights_only(Path(path).expanduser(), path)  # one line on refusal; no code runs
     if isinstance(state, Mapping) and isinstance(state.get("ema_model"), Mapping):
         state = state["ema_model"]
     if not isinstance(state, Mapping):
@@ -239,6 +235,13 @@ class NeuralModel:
         if path.is_dir() or path.suffix == ".pkl":  # a diffusers folder or an NVlabs/edm pickle
             return self._pretrained_module(path, shape)
         return load_weights(self._make_module(shape), path)
+
+    def check_pretrained(self, data: np.ndarray) -> None:
+        """Read ``init_checkpoint`` for data shaped like ``data`` and build the network from it,
+        then drop it: run before a run directory exists, so a refused, damaged or mismatched
+        file stops the run in one line instead of failing every cell."""
+        if self.init_checkpoint is not None:
+            self._build_module(tuple(int(s) for s in np.shape(data)[1:]))
 
     def budget_for(self, cold: bool) -> int:
         """Samples to see when ``fit`` is given none: ``initial_budget`` when training from

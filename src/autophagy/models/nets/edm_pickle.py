@@ -22,6 +22,7 @@ does and returns its tensors and its constructor arguments (``init_kwargs``), fr
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import pickle
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from autophagy.errors import (
     CheckpointRefused,  # noqa: F401
     InputError,
 )
+from autophagy.models.weights_only import first_line, load_weights_only
 from autophagy.signatures import ArgumentError
 
 
@@ -82,10 +84,13 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
     return cls()
 
 
-def _load_storage(data: bytes) -> Any:
+def _load_storage(data: bytes, *, path: Path | None = None) -> Any:
+    """A storage saved in torch's legacy format: its bytes are a second pickle, read with torch's
+    weights-only loader; a global it asks for is refused in the outer file's name."""
     if not isinstance(data, bytes):
         raise pickle.UnpicklingError("a storage that is not bytes")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return load_weights_only(io.BytesIO(data), path or "<storage>",
+                             expected="an NVlabs/edm network pickle")
 
 
 def _rebuild_tensor(storage: Any, offset: int, size: Sequence[int], stride: Sequence[int],
@@ -166,7 +171,8 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         module = "builtins" if module == "__builtin__" else module
         try:
-            return ALLOWED[(module, name)]
+            value = ALLOWED[(module, name)]
+            return functools.partial(value, path=self.path) if value is _load_storage else value
         except KeyError:
             raise CheckpointRefused(
                 "init_checkpoint",
@@ -193,11 +199,11 @@ def read_edm_pickle(path: str | Path) -> Any:
     try:
         with p.open("rb") as f:
             return _Unpickler(f, p).load()
-    except CheckpointRefused:
+    except ArgumentError:  # a refusal (CheckpointRefused), or a storage torch cannot read
         raise
     except Exception as err:  # a truncated or foreign file: one line, naming it
         raise ArgumentError("init_checkpoint", f"{str(path)!r} is not a readable NVlabs/edm "
-                            f"pickle ({type(err).__name__}: {err})") from None
+                            f"pickle ({type(err).__name__}: {first_line(err)})") from None
 
 
 def _state(obj: Any) -> Mapping[str, Any] | None:

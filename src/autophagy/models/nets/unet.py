@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from autophagy.errors import InputError
+from autophagy.errors import ArgumentError, InputError
 
 
 def _levels(attention: bool | Sequence[bool], levels: int) -> list[bool]:
@@ -121,10 +122,8 @@ class UNet(nn.Module):
         downloaded ``google/ddpm-cifar10-32``'s ``unet`` folder) writes them; its channels and
         sample size must match ``shape``.
         """
-        from diffusers import UNet2DModel
-
         channels, height, width = _image_shape(shape)
-        unet = UNet2DModel.from_pretrained(str(path), local_files_only=True)
+        unet = _read_diffusers_unet(Path(path))
         size = unet.config.sample_size
         size = tuple(size) if isinstance(size, list | tuple) else (size, size)
         if unet.config.in_channels != channels or unet.config.out_channels != channels or (
@@ -143,6 +142,33 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         timestep = (self.time_scale * c.reshape(-1)).to(torch.float32)
         return self.unet(x, timestep).sample.to(x.dtype)
+
+
+def _read_diffusers_unet(path: Path) -> Any:
+    """``UNet2DModel.from_pretrained`` of a received folder, quietly and in one line on failure.
+
+    Pickled weights (``diffusion_pytorch_model.bin``, when there is no ``.safetensors``) are read
+    first by :func:`~autophagy.models.weights_only.load_weights_only`, so a file that asks for
+    code is refused in one line naming it; diffusers' notes on its own fallbacks are silenced.
+    """
+    from diffusers import UNet2DModel
+    from diffusers.utils import logging as diffusers_logging
+
+    from autophagy.models.weights_only import first_line, load_weights_only
+
+    if not any(path.glob("*.safetensors")):
+        for weights in sorted(path.glob("*.bin")):
+            load_weights_only(weights, weights, expected="a diffusers UNet's weights file")
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        return UNet2DModel.from_pretrained(str(path), local_files_only=True,
+                                           low_cpu_mem_usage=False)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
+        raise ArgumentError("init_checkpoint", f"{str(path)!r} is not a diffusers UNet folder "
+                            f"that loads ({type(err).__name__}: {first_line(err)})") from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
 
 
 def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
