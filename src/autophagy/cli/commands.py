@@ -135,7 +135,6 @@ def _execute(cfg, store, quiet: bool, lock) -> None:
     """Run the cells and the report while holding ``lock``; a stop (Ctrl-C, SIGTERM, a failed
     write) is one line, with the resume hint when a generation finished."""
     from autophagy.cli.progress import ExperimentProgress
-    from autophagy.errors import WriteError
     from autophagy.report.build import build_report
     from autophagy.run.experiment import run_experiment
     from autophagy.run.grid import expand_grid
@@ -155,9 +154,7 @@ def _execute(cfg, store, quiet: bool, lock) -> None:
         raise typer.Exit(getattr(err, "exit_code", 130)) from None
     except ClusterError as err:  # before OSError: Ray's ConnectionError is one
         fail(str(err))
-    except WriteError as err:  # a full disk, a read-only folder: named, nothing half reported
-        fail(stopped_by(err, store.root))
-    except OSError as err:  # anything else the system refused: said as it is, not "disk full"
+    except OSError as err:  # a WriteError (disk full, not writable) or else, as it is; no report
         fail(stopped_by(err, store.root))
     finally:
         lock.release()
