@@ -102,6 +102,54 @@ class NotBatchable(AutophagyError, ValueError):
     Internal: the loop catches it and trains the cells one after another."""
 
 
+class WriteError(AutophagyError, OSError):
+    """A file of a run directory could not be written (``filename`` names it).
+
+    Why its own kind: a failed write is not a cell's result. The cell must not be recorded as
+    ``failed`` and the run must not go on to print verdicts on half the data: the run stops, in
+    one line naming the path, and ``autophagy resume`` continues once the cause is gone. It is an
+    ``OSError`` (same ``errno``, ``strerror``, ``filename``), so ``except OSError`` still catches
+    it. Make one with :meth:`of`, which picks the subclass from the ``errno``.
+    """
+
+    hint = "cannot write there"
+
+    def __str__(self) -> str:
+        where = f"{self.filename}: " if self.filename else ""
+        return f"{where}{self.strerror} ({self.hint})"
+
+    @classmethod
+    def of(cls, err: OSError, path: object = None) -> WriteError:
+        """``err`` as the :class:`WriteError` its ``errno`` says, naming ``path`` (or the file
+        ``err`` names). Classified by what it is: ENOSPC / EDQUOT a full disk, EROFS / EACCES /
+        EPERM a folder not writable, anything else (EIO, ...) a plain :class:`WriteError`."""
+        if isinstance(err, WriteError):
+            return err
+        import errno as codes
+
+        kind = cls
+        if err.errno in (codes.ENOSPC, codes.EDQUOT):
+            kind = DiskFullError
+        elif err.errno in (codes.EROFS, codes.EACCES, codes.EPERM):
+            kind = NotWritableError
+        where = path if path is not None else err.filename
+        new = kind(err.errno, err.strerror or str(err), None if where is None else str(where))
+        new.__cause__ = err
+        return new
+
+
+class DiskFullError(WriteError):
+    """No space left (ENOSPC) or over quota (EDQUOT): make room, then resume."""
+
+    hint = "the disk is full: make room"
+
+
+class NotWritableError(WriteError):
+    """A read-only file system (EROFS) or no permission (EACCES, EPERM)."""
+
+    hint = "not writable: choose a folder you can write to, or fix its permissions"
+
+
 class ContractError(AutophagyError, AssertionError):
     """A plugin (model, policy, metric, dataset) breaks a rule the loop relies on.
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.data import Dataset, dataset_from_array, load_dataset
-from autophagy.errors import InputError
+from autophagy.errors import InputError, WriteError
 from autophagy.metrics import EvalContext, Metric, evaluate, model_moments, resolve_metrics
 from autophagy.metrics.feature_metrics import HeldOutFeatures
 from autophagy.models.base import DivergedError, check_sampling_temperature, sample_at
@@ -300,7 +300,11 @@ class CellRun:
 
     def fail(self, err: Exception) -> None:
         """Stop the cell: ``diverged`` (a result of self-consuming training) or ``failed`` (a bug,
-        with its traceback in the store); the other cells go on."""
+        with its traceback in the store); the other cells go on. A failed write of the store (a
+        full disk, a read-only folder) is not the cell's result: it is raised again, and the run
+        stops with nothing half-written reported."""
+        if isinstance(err, WriteError):
+            raise err
         generation = self.generation
         if isinstance(err, DivergedError):
             self.status, self.message = "diverged", str(err)

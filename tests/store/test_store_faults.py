@@ -211,7 +211,7 @@ def test_a_full_disk_stops_with_one_line_and_loses_nothing_finished(
     monkeypatch.setattr(autophagy.atomic.os, "replace", full)
     result = runner.invoke(app, ["run", *RUN, "--out", str(out)])
     monkeypatch.undo()
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # one line, as every error we name
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
     assert "No space left on device" in errors[0] and "autophagy resume" in errors[0]

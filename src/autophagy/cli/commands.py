@@ -80,6 +80,7 @@ def run(
     from autophagy.run.checks import check_config
     from autophagy.run.grid import expand_grid
     from autophagy.store import RunStore
+    from autophagy.store.lock import RunLock
 
     try:
         if config is None and preset is None:
@@ -89,6 +90,7 @@ def run(
         root = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         with config_field("--out"):
             store = RunStore.create(root, cfg.to_yaml(), keep=cfg.run.checkpoints)
+        lock = RunLock(store.root, "run").acquire()
     except AutophagyError as err:
         fail(str(err))
     n = len(expand_grid(cfg))
@@ -96,7 +98,7 @@ def run(
         f"[bold]autophagy[/bold] {cfg.name}: {cfg.data.name} x {cfg.model.name}, {n} cells, "
         f"{cfg.loop.generations} generations -> {store.root}"
     )
-    _execute(cfg, store, quiet)
+    _execute(cfg, store, quiet, lock)
 
 
 @app.command()
@@ -108,43 +110,54 @@ def resume(
     last checkpoint with the same random numbers it would have drawn."""
     from autophagy.run.checks import check_config
     from autophagy.store import RunStore
+    from autophagy.store.lock import RunLock
 
+    lock = None
     try:
+        if (run_dir / "config.yaml").exists():  # the one writer, before anything is read
+            lock = RunLock(run_dir, "resume").acquire()
         store = RunStore.open(run_dir)
         cfg = store.config()
         store.keep = cfg.run.checkpoints
         check_config(cfg)  # as for run: a received directory's checkpoint, data and tracker
     except AutophagyError as err:
+        if lock is not None:
+            lock.release()
         fail(str(err))
+    if lock.stale is not None:
+        console.print(f"the previous writer, {lock.stale.describe()}, is gone", markup=False,
+                      highlight=False, soft_wrap=True)
     console.print(f"[bold]autophagy[/bold] resuming {store.root}")
-    _execute(cfg, store, quiet)
+    _execute(cfg, store, quiet, lock)
 
 
-def _execute(cfg, store, quiet: bool) -> None:
+def _execute(cfg, store, quiet: bool, lock) -> None:
+    """Run the cells and the report while holding ``lock``; a stop (Ctrl-C, SIGTERM, a failed
+    write) is one line, with the resume hint when a generation finished."""
     from autophagy.cli.progress import ExperimentProgress
     from autophagy.report.build import build_report
     from autophagy.run.experiment import run_experiment
     from autophagy.run.grid import expand_grid
+    from autophagy.store.runstate import resume_hint, sigterm_as_interrupt, stopped_by
 
     cells = expand_grid(cfg)
     try:
-        with ExperimentProgress(
-            len(cells), cfg.loop.generations, console, enabled=not quiet
-        ) as progress:
-            statuses = run_experiment(cfg, store, progress)
-    except KeyboardInterrupt:
-        err_console.print(
-            f"interrupted; finished generations are saved. Continue with:\n"
-            f"  autophagy resume {store.root}"
-        )
-        raise typer.Exit(130) from None
+        with sigterm_as_interrupt():
+            with ExperimentProgress(
+                len(cells), cfg.loop.generations, console, enabled=not quiet
+            ) as progress:
+                statuses = run_experiment(cfg, store, progress)
+            html = build_report(store, console=console)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (runstate.Terminated)
+        err_console.print(f"interrupted; {resume_hint(store.root)}", markup=False,
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(getattr(err, "exit_code", 130)) from None
     except ClusterError as err:  # before OSError: Ray's ConnectionError is one
         fail(str(err))
-    except OSError as err:  # a full disk: what finished is saved and its manifests stay true
-        first = err.__context__ if isinstance(err.__context__, OSError) else err  # names a file
-        fail(f"{first}; finished generations are saved: make room, then 'autophagy resume "
-             f"{store.root}'", code=1)
-    html = build_report(store, console=console)
+    except OSError as err:  # a WriteError (disk full, not writable) or else, as it is; no report
+        fail(stopped_by(err, store.root))
+    finally:
+        lock.release()
     console.print(f"report: {html}")
     if all(s != "done" for s in statuses.values()):
         raise typer.Exit(1)
@@ -157,12 +170,15 @@ def report(
     """Rebuild the figures, tables and report.html of a run from its directory (no retraining)."""
     from autophagy.report.build import build_report
     from autophagy.store import RunStore
+    from autophagy.store.lock import hold_unless_running
 
     try:
         store = RunStore.open(run_dir)
+        with hold_unless_running(run_dir, "report"):  # a live run: a snapshot, no manifest
+            html = build_report(store, console=console)
     except AutophagyError as err:
         fail(str(err))
-    console.print(f"report: {build_report(store, console=console)}")
+    console.print(f"report: {html}")
 
 
 @app.command()
@@ -252,6 +268,10 @@ def verify(
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"{run_dir}: clean, {checked}", markup=False, highlight=False, soft_wrap=True)
+    from autophagy.store.runstate import run_state
+
+    if line := run_state(run_dir).line():  # intact files, but the run did not finish
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -290,8 +310,11 @@ def migrate(
                 fail("not confirmed: no terminal to ask on; pass --yes if you trust the directory")
             if not typer.confirm("Unpickle and convert them?", default=False):
                 fail("nothing changed", code=1)
+    from autophagy.store.lock import hold
+
     try:
-        done = migrate_run(run_dir)
+        with hold(run_dir, "migrate"):  # it rewrites checkpoints and manifests: the one writer
+            done = migrate_run(run_dir)
     except AutophagyError as err:
         fail(str(err))
     problems = verify_run(run_dir).problems

@@ -32,7 +32,14 @@ from autophagy.report.plots import (
     save_figure,
 )
 from autophagy.report.runs import label_styles
-from autophagy.report.summary import format_change, format_value, verdict_table
+from autophagy.report.summary import (
+    format_change,
+    format_value,
+    mark_unfinished,
+    partial_note,
+    verdict_table,
+    verdict_text,
+)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -46,7 +53,7 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px;
           margin-right: 0.4em; vertical-align: -0.05em; }
 .v-stable, .s-done { color: #1a7f37; font-weight: 600; }
-.v-drifting, .s-running { color: #9a6700; font-weight: 600; }
+.v-drifting, .s-running, .s-interrupted { color: #9a6700; font-weight: 600; }
 .v-collapsing, .v-diverged, .s-failed, .s-diverged { color: #cf222e; font-weight: 600; }
 .v-na { color: #777; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -128,7 +135,7 @@ def _summary_table(summary: pd.DataFrame, colors: Mapping[str, str]) -> str:
             f'<td class="num">{format_value(row.gen0)}</td>',
             f'<td class="num">{format_value(row.last)}</td>',
             f'<td class="num">{format_change(row.change)}</td>',
-            f'<td class="{klass}">{escape(verdict)}</td>',
+            f'<td class="{klass}">{escape(verdict_text(row))}</td>',
         ]
         if has_counts:
             tds.append(f'<td class="num">{int(row.n_failed)} / {int(row.n_cells)}</td>')
@@ -269,8 +276,10 @@ def write_report(
     if not (finite["metric"] == metric).any() and len(metrics_to_plot):
         metric = metrics_to_plot[0]
         notes.append(f"{verdict_metric} was not measured; verdicts use {metric} instead.")
-    summary = verdict_table(metrics, metric=metric, cells=cells)
+    summary = mark_unfinished(verdict_table(metrics, metric=metric, cells=cells), cells)
     notes.insert(0, summary.attrs["rule"])
+    if partial := partial_note(summary):
+        notes.insert(0, partial)
     notes.append(
         f"Curve bands: ±1 standard error with at least {SE_MIN_SEEDS} seeds per label, "
         "min–max with fewer; infinite values count as missing."

@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from autophagy.atomic import atomic_open
-from autophagy.errors import InputError
+from autophagy.errors import InputError, WriteError
 from autophagy.report.runs import RunStyle, base_label, label_styles, run_legend
 
 SPARE_COLORS = ("#9467bd", "#bcbd22", "#17becf", "#1f77b4", "#2ca02c")
@@ -493,6 +493,8 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path
     try:
         with atomic_open(path, "wb") as handle:
             fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
+    except OSError as err:  # a full disk or a read-only folder: one line naming the figure
+        raise WriteError.of(err, path) from err
     finally:
         _close(fig)
     return Path(path)

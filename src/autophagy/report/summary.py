@@ -199,6 +199,40 @@ def _verdict_row(
     }
 
 
+PARTIAL_STATUS = frozenset({"pending", "running", "interrupted"})
+"""Statuses of a cell whose curve stops before its last generation (the run did not finish)."""
+PARTIAL_MARK = "*"
+
+
+def mark_unfinished(table: pd.DataFrame, cells: pd.DataFrame | None) -> pd.DataFrame:
+    """``table`` with an ``unfinished`` column: per label, how many of its cells stopped early
+    (interrupted, or still running). Why: a verdict on a partial curve ("drifting" after two of
+    six generations) reads as final otherwise; the printed and HTML tables mark such verdicts
+    with :data:`PARTIAL_MARK`."""
+    table = table.copy()
+    if cells is None or not len(cells) or "status" not in cells:
+        table["unfinished"] = 0
+        return table
+    partial = cells[cells["status"].isin(PARTIAL_STATUS)].groupby("label")["cell"].nunique()
+    table["unfinished"] = [int(partial.get(label, 0)) for label in table["label"]]
+    return table
+
+
+def partial_note(table: pd.DataFrame) -> str | None:
+    """The line explaining :data:`PARTIAL_MARK`, when a verdict carries it."""
+    if "unfinished" not in table or not (table["unfinished"] > 0).any():
+        return None
+    n = int(table["unfinished"].sum())
+    return (f"{PARTIAL_MARK} unfinished curve: {n} cell{'s' * (n != 1)} stopped early (the run "
+            "did not finish), so the verdict is on partial data; 'autophagy resume' completes it")
+
+
+def verdict_text(row) -> str:
+    """The verdict of a table row, marked when its curve is unfinished."""
+    partial = getattr(row, "unfinished", 0) > 0
+    return f"{row.verdict}{PARTIAL_MARK}" if partial else str(row.verdict)
+
+
 def _mean_or_nan(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
@@ -232,12 +266,15 @@ def print_summary(
             format_value(row.gen0),
             format_value(row.last),
             format_change(row.change),
-            f"[{style}]{row.verdict}[/]" if style else str(row.verdict),
+            f"[{style}]{verdict_text(row)}[/]" if style else verdict_text(row),
         ]
         if has_failed:
             cells.append(f"{row.n_failed}/{row.n_cells}")
         rich_table.add_row(*cells)
-    (console or Console()).print(rich_table)
+    console = console or Console()
+    console.print(rich_table)
+    if note := partial_note(table):
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     return rich_table
 
 

@@ -10,12 +10,16 @@ with a ``run`` method and one :data:`EXECUTORS` registration (and a ``run.execut
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
+from multiprocessing.managers import SyncManager
 from typing import Any, Protocol
 
 from autophagy.config import Config
+from autophagy.errors import WriteError
 from autophagy.registry import Registry
 from autophagy.run.cells import run_batch
 from autophagy.run.grid import CellSpec
@@ -49,6 +53,25 @@ def limit_threads(threads: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
+def exit_with_parent(poll: float = 0.5) -> None:
+    """End this worker process when the process that started it dies.
+
+    Why: after a ``kill -9`` of ``autophagy run`` its workers went on writing their cells for
+    minutes, while the run's lock (:mod:`autophagy.store.lock`), held by the dead parent, was
+    already free: a ``resume`` then ran the same cells beside them. A daemon thread watches the
+    parent pid (a reparented process sees another) and exits at once, as a kill would; every
+    write is atomic, so this is as safe as the kill itself.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def worker(config_json: str, specs: list[CellSpec], root: str, emit: Emit,
            threads: int | None = None) -> dict[str, str]:
     """One batch in a worker (a process or a Ray task): the config comes as JSON (it crosses a
@@ -57,7 +80,21 @@ def worker(config_json: str, specs: list[CellSpec], root: str, emit: Emit,
         limit_threads(threads)
     config = Config.model_validate_json(config_json)
     store = RunStore(root, keep=config.run.checkpoints)
-    return run_batch(config, specs, store, emit)
+    return run_batch(config, specs, store, best_effort(emit))
+
+
+def best_effort(emit: Emit) -> Emit:
+    """``emit`` that never raises: progress is best effort, the store is the record. Why: when
+    the parent dies its queue's manager goes too, and a worker's next event would otherwise
+    fail its cell as ``failed`` in the instant before the worker itself exits."""
+
+    def safe(event: Event) -> None:
+        try:
+            emit(event)
+        except Exception:
+            pass
+
+    return safe
 
 
 def record_failure(store: RunStore, batch: Iterable[CellSpec], message: str, emit: Emit,
@@ -102,13 +139,14 @@ class ProcessExecutor:
     def run(self, config: Config, batches: list[list[CellSpec]], store: RunStore,
             emit: Emit) -> dict[str, str]:
         ctx = get_context("spawn")  # fork is unsafe once torch or BLAS threads exist
-        manager = ctx.Manager()
+        manager = SyncManager(ctx=ctx)  # ctx.Manager(), ending with this process too
+        manager.start(exit_with_parent)
         queue = manager.Queue()
         statuses: dict[str, str] = {}
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         payload = config.model_dump_json(by_alias=True)
         try:
-            pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_parent)
             try:
                 futures = {pool.submit(worker, payload, b, str(store.root), queue.put, threads): b
                            for b in batches}
@@ -120,6 +158,8 @@ class ProcessExecutor:
                     for fut in done:
                         try:
                             statuses.update(fut.result())
+                        except WriteError:  # a full disk or a read-only folder: stop the run
+                            raise
                         except Exception as err:  # a worker died: record it, keep the others
                             record_failure(store, futures[fut], f"worker: {err}", emit, statuses)
                 drain(queue.get_nowait, emit)

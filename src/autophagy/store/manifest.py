@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from autophagy.atomic import atomic_write_bytes, fsync_dir
-from autophagy.errors import IntegrityError, OldFormatError  # noqa: F401
+from autophagy.errors import IntegrityError, OldFormatError, WriteError  # noqa: F401
 
 NAME = "manifest.json"
 FORMAT = "autophagy.store.manifest/1"
@@ -157,7 +157,8 @@ def _confirmed(entry: dict[str, Any]) -> dict[str, Any]:
 def write(path: Path, data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically and record it in its folder's manifest.
 
-    An ``OSError`` (a full disk) names ``path``; the manifest and the old file stay valid.
+    A failed write raises :class:`~autophagy.errors.WriteError` (``DiskFullError``,
+    ``NotWritableError``, ...) naming ``path``; the manifest and the old file stay valid.
     """
     update([(Path(path), data, durable)])
     return Path(path)
@@ -211,7 +212,7 @@ def update(writes: Sequence[tuple[Path, bytes, bool]], *, remove: Iterable[Path]
             manifest.save(files, durable=durable)
     except OSError as err:
         where = current or manifest.path
-        raise OSError(err.errno, err.strerror or str(err), str(where)) from err
+        raise WriteError.of(err, where) from err
 
 
 def judge(entry: dict[str, Any] | None, actual: dict[str, Any] | None) -> str | None:

@@ -12,6 +12,7 @@ Layout::
       cells/<cell>/samples/gen_0003.npy       evaluation samples, to redraw figures
       cells/<cell>/error.txt                  traceback of a failed cell
       figures/*.png  report.html
+      .lock                       the one writer's lock: pid, host, since (store.lock)
 
 Every file is written to a temporary name in the same folder and renamed into place, so a file
 is either the old version or the new one, never half of each. A cell's checkpoint is written
@@ -20,6 +21,8 @@ goes through :func:`autophagy.store.manifest.write`, which records the file in i
 manifest,
 so ``resume``, ``report`` and :func:`open_run` refuse a damaged file instead of reading it
 (:mod:`autophagy.store.manifest`); checkpoints hold no code (:mod:`autophagy.store.statefile`).
+A write that fails (a full disk, a read-only folder) raises
+:class:`~autophagy.errors.WriteError` naming the file, never a cell's ``failed`` status.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +44,7 @@ from autophagy.errors import (  # noqa: F401
     CheckpointError,
     InputError,
     StoreError,
+    WriteError,
 )
 from autophagy.signatures import ArgumentError
 from autophagy.store import manifest, statefile
@@ -113,11 +118,11 @@ class CellStore:
             info = json.loads(path.read_bytes())
         except (ValueError, UnicodeDecodeError) as err:
             raise StoreError(f"{path}: not JSON ({err})") from None
-        return check_cell_record(path, info)
+        return check_cell_record(path, _numbers_back(info) if isinstance(info, dict) else info)
 
     def write_info(self, **fields: Any) -> None:
         info = {**self.info(), **fields}
-        text = json.dumps(info, indent=2, default=_json)
+        text = json.dumps(_strict(info), indent=2, allow_nan=False)
         manifest.write(self.root / "cell.json", text.encode())
 
     def set_status(self, status: str, message: str = "", generation: int | None = None) -> None:
@@ -211,7 +216,10 @@ class CellStore:
 
     def save_error(self, text: str) -> None:
         """The traceback of a failed cell (``error.txt``), for the one who debugs it."""
-        atomic_write_text(self.root / "error.txt", text)
+        try:
+            atomic_write_text(self.root / "error.txt", text)
+        except OSError as err:
+            raise WriteError.of(err, self.root / "error.txt") from err
 
     def samples(self) -> dict[int, np.ndarray]:
         folder = self.root / "samples"
@@ -256,7 +264,10 @@ class RunStore:
                 f"{str(root)!r} already exists and is not empty; choose another folder "
                 f"or continue it with 'autophagy resume {root}'"
             )
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteError.of(err, root) from err
         manifest.write(root / "config.yaml", config_text.encode())
         return cls(root, keep)
 
@@ -311,9 +322,16 @@ class RunStore:
         return infos, [*CELL_COLUMNS[:at], *extra, *CELL_COLUMNS[at:]]
 
     def cells(self) -> pd.DataFrame:
-        """One row per cell: its coordinates (with every policy parameter), status, message."""
+        """One row per cell: its coordinates (with every policy parameter), status, message.
+
+        An unfinished cell (``pending``, ``running``) whose run has no live writer reads as
+        ``interrupted`` (:mod:`autophagy.store.runstate`): its curve stops early."""
+        from autophagy.store import lock
+
         infos, columns = self._coordinates()
         df = pd.DataFrame([{c: info.get(c) for c in columns} for info in infos], columns=columns)
+        alive = lock.runner(self.root) is not None
+        df["status"] = [INTERRUPTED if s in UNFINISHED and not alive else s for s in df["status"]]
         return df.astype({"lambda": "float64"})
 
     def collect_metrics(self) -> pd.DataFrame:
@@ -368,10 +386,47 @@ class RunStore:
         return (self.cell(c) for c in self.cell_ids())
 
 
-def _json(value: Any) -> Any:
+UNFINISHED = frozenset({"pending", "running"})
+"""What a writer leaves in ``cell.json`` while a cell is under way (or if it stopped)."""
+INTERRUPTED = "interrupted"
+"""What readers show for an unfinished cell whose writer is gone."""
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _strict(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars as Python ones, non-finite floats as the strings
+    ``"inf"``, ``"-inf"``, ``"nan"``. Why: ``json.dumps`` writes ``Infinity`` (fully synthetic's
+    lambda), which only Python's parser accepts; jq, JavaScript and Go reject the file."""
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _numbers_back(info: dict[str, Any]) -> dict[str, Any]:
+    """Undo :func:`_strict` where numbers live (``lambda``, policy parameters, swept values),
+    so a label-like string elsewhere is never taken for a number. Files from before, with a
+    bare ``Infinity``, read as they always did (Python's parser takes it)."""
+
+    def back(v: Any) -> Any:
+        if isinstance(v, list):
+            return [back(x) for x in v]
+        return _NON_FINITE.get(v, v) if isinstance(v, str) else v
+
+    out = dict(info)
+    if "lambda" in out:
+        out["lambda"] = back(out["lambda"])
+    for key in ("params", "sweep"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: back(v) for k, v in out[key].items()}
+    return out
 
 
 def open_run(run_dir: str | Path) -> RunStore:

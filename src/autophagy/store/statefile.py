@@ -76,7 +76,25 @@ def dumps(state: Any) -> bytes:
     encoder = _Encoder()
     tree = encoder.encode(state, ())
     meta = {"format": FORMAT, "state": json.dumps(tree, separators=(",", ":"), allow_nan=False)}
-    return safetensors.numpy.save(encoder.arrays, metadata=meta)
+    return _canonical(safetensors.numpy.save(encoder.arrays, metadata=meta))
+
+
+def _canonical(blob: bytes) -> bytes:
+    """``blob`` with its header's ``__metadata__`` keys in sorted order.
+
+    Why: safetensors writes ``__metadata__`` from a Rust ``HashMap``, whose order changes from
+    process to process, so the same state gave different bytes (and sha256) in two runs, and two
+    writers of one checkpoint wrote different files. The tensor entries keep safetensors' own
+    (deterministic) order and offsets; the header is re-padded with spaces to 8 bytes, as
+    safetensors pads it, so the buffer stays aligned.
+    """
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}
+    text = json.dumps({**ordered, **header}, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + n :]
 
 
 def loads(data: bytes) -> Any:
