@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from autophagy.analysis.agreement import regression_loop_errors
 from autophagy.cli import app
 from autophagy.config import load_config
 from autophagy.data import load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import get_metric
-from autophagy.models.registry import build_model
 from autophagy.models.families.regression import LinearRegression
+from autophagy.models.registry import build_model
 from autophagy.policies import make_policy
 from autophagy.theory.regression import (
     ACCUMULATE_BOUND,
@@ -27,7 +28,6 @@ from autophagy.theory.regression import (
     regression_error_factors,
     regression_error_terms,
 )
-from autophagy.analysis.agreement import regression_loop_errors
 
 T, D = 20, 8
 

@@ -9,17 +9,17 @@ import math
 import numpy as np
 import pytest
 
+from autophagy.analysis.contraction import (
+    estimate_contraction,
+    gaussian_constants,
+    gaussian_plateau,
+)
 from autophagy.data import load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics.fixed_point import gaussian_embedding
 from autophagy.models import GaussianMLE
 from autophagy.policies import make_policy
 from autophagy.theory import stationary_gaussian_ratios
-from autophagy.analysis.contraction import (
-    estimate_contraction,
-    gaussian_constants,
-    gaussian_plateau,
-)
 
 N, GENERATIONS, SEEDS = 50, 25, 60
 

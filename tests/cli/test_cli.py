@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from autophagy.cli import app
 from autophagy.data import load_dataset
-from autophagy.store.manifest import seal
 from autophagy.models.registry import build_model
+from autophagy.store.manifest import seal
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from autophagy.cli import app
 from autophagy.analysis.stability import run_constants, stability_tables
+from autophagy.cli import app
 from autophagy.report.stability import stability_caption
 from autophagy.run.cells import build_dataset
 from autophagy.store import RunStore

@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from autophagy.config import (
-    Config,
     ConfigError,
     config_field,
     load_config,

@@ -9,8 +9,8 @@ import torch
 
 import autophagy
 from autophagy.data import load_dataset
-from autophagy.metrics.feature_metrics import make_extractor
 from autophagy.metrics.extractors import PixelFeatures
+from autophagy.metrics.feature_metrics import make_extractor
 from autophagy.models import GaussianMLE
 
 

@@ -16,8 +16,8 @@ from autophagy.models.base import temperature_support
 from autophagy.models.families.categorical import Categorical, tempered
 from autophagy.models.families.gaussian import GaussianMLE
 from autophagy.models.registry import build_model
-from autophagy.signatures import ArgumentError
 from autophagy.policies import make_policy
+from autophagy.signatures import ArgumentError
 from autophagy.theory import simulate_gaussian_loop
 from autophagy.theory.categorical import (
     entropy,

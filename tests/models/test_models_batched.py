@@ -228,8 +228,8 @@ def test_stacked_linear_layers_compute_each_cell_as_alone():
 
 
 def test_flows_stack_and_other_networks_fall_back_to_vmap():
-    from autophagy.models.training.batched import stack_linear
     from autophagy.models.families.flows import build_flow
+    from autophagy.models.training.batched import stack_linear
 
     for flow in ("nsf", "maf"):
         flows = [build_flow(flow, 2, 2, [8, 8], 4) for _ in range(3)]

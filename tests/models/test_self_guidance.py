@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from autophagy.models.families.gaussian import GaussianMLE
-from autophagy.models.registry import build_model
 from autophagy.models.families.self_guidance import GuidedModule, SelfGuided
+from autophagy.models.registry import build_model
 
 DATA = np.random.default_rng(0).standard_normal((128, 2))
 FAST = {"ddpm": {"sampler": "ddim", "steps": 5}, "edm": {"steps": 4}, "cfm": {"steps": 4}}

@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 from autophagy.cli import app
 from autophagy.config import Config, load_config
 from autophagy.data import Dataset
-from autophagy.run.grid import expand_grid
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.metrics import Metric
 from autophagy.models.families.categorical import Categorical
 from autophagy.policies import Curated, make_policy
 from autophagy.policies.curated import bradley_terry_choice
 from autophagy.policies.rewards import check_reward, make_reward, reward_spec
+from autophagy.run.grid import expand_grid
 from autophagy.theory.curated import (
     curated_fixed_point,
     curated_step,

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from autophagy import load_results
-from autophagy.store import manifest
 from autophagy.cli import app
 from autophagy.errors import AutophagyError
+from autophagy.store import manifest
 
 runner = CliRunner()
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autophagy.store import manifest
-from autophagy.store import CellStore
+from autophagy.store import CellStore, manifest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="names an fsynced descriptor through /proc/self/fd")

@@ -15,9 +15,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from autophagy.store import manifest, statefile
 from autophagy.cli import app
-from autophagy.store import CellStore, load_results
+from autophagy.store import CellStore, load_results, manifest, statefile
 
 runner = CliRunner()
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from autophagy.store import statefile
 from autophagy.data import load_dataset
 from autophagy.models import build_model
+from autophagy.store import statefile
 
 torch.set_num_threads(1)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autophagy.config import Config, ConfigError
-from autophagy.errors import ClusterError
+from autophagy.errors import ClusterError, WriteError
 from autophagy.run.executors import drain, record_failure, worker
 from autophagy.run.ray_cluster import check_address
 
@@ -135,6 +135,8 @@ class RayExecutor:
                 for ref in done:
                     try:
                         statuses.update(ray.get(ref))
+                    except WriteError:  # a full disk or a read-only folder: stop the run
+                        raise  # (Ray re-raises a task's error as an instance of its cause)
                     except Exception as err:  # retries exhausted: record it, keep the others
                         message = f"ray: {type(err).__name__}: {str(err).splitlines()[0]}"
                         record_failure(store, refs[ref], message, emit, statuses)
