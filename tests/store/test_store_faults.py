@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_runs import gmm_run
 from typer.testing import CliRunner
 
 import autophagy.atomic
@@ -26,15 +27,7 @@ from autophagy.store import CellStore
 
 runner = CliRunner()
 
-RUN = [
-    "--preset", "toy-gmm",
-    "--set", "data.n_train=120", "--set", "data.n_test=200",
-    "--set", "loop.generations=6", "--set", "seed=[0]",
-    "--set", "loop.policies={mixed: {lambda: [0.5]}}",
-    "--set", "eval.n_samples=200", "--set", "eval.metrics=[nll, energy]",
-    "--set", "eval.verdict_metric=nll",
-    "--set", "model.options.n_components=4", "--set", "run.executor=inline", "--quiet",
-]  # fmt: skip
+RUN = gmm_run(6, "{mixed: {lambda: [0.5]}}")
 KEY = ["cell", "generation", "metric"]
 
 # The run, with os.replace / os.unlink wrapped so that at a chosen file (its n-th write) the

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_runs import gmm_run
 from typer.testing import CliRunner
 
 from autophagy.cli import app
@@ -24,15 +25,7 @@ from autophagy.store.lock import RunLock, RunLocked, holder, last_writer
 
 runner = CliRunner()
 
-RUN = [
-    "--preset", "toy-gmm",
-    "--set", "data.n_train=120", "--set", "data.n_test=200",
-    "--set", "loop.generations=2", "--set", "seed=[0]",
-    "--set", "loop.policies={mixed: {lambda: [0.5]}, fully_synthetic: {}}",
-    "--set", "eval.n_samples=200", "--set", "eval.metrics=[nll, energy]",
-    "--set", "eval.verdict_metric=nll", "--set", "model.options.n_components=4",
-    "--set", "run.executor=inline", "--quiet",
-]  # fmt: skip
+RUN = gmm_run(2)
 
 # ``autophagy`` with os.replace wrapped: at the first write of file STOP_AT it touches
 # STOP_READY and sleeps, so the test acts on a writer held at a known point. SIGINT gets

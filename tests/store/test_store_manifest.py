@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_runs import gmm_run
 from typer.testing import CliRunner
 
 from autophagy.cli import app
@@ -20,15 +21,7 @@ from autophagy.store import CellStore, load_results, manifest, statefile
 
 runner = CliRunner()
 
-TINY = [
-    "--preset", "toy-gmm",
-    "--set", "data.n_train=120", "--set", "data.n_test=200",
-    "--set", "loop.generations=3", "--set", "seed=[0]",
-    "--set", "loop.policies={mixed: {lambda: [0.5]}, fully_synthetic: {}}",
-    "--set", "eval.n_samples=200", "--set", "eval.metrics=[nll, energy]",
-    "--set", "eval.verdict_metric=nll",
-    "--set", "model.options.n_components=4", "--set", "run.executor=inline", "--quiet",
-]  # fmt: skip
+TINY = gmm_run(3)
 CELL = "mixed-lam0.5-seed0"
 KEY = ["cell", "generation", "metric"]
 

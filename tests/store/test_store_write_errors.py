@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_runs import gmm_run
 from typer.testing import CliRunner
 
 import autophagy.atomic
@@ -21,13 +22,7 @@ from autophagy.errors import DiskFullError, NotWritableError, WriteError
 
 runner = CliRunner()
 
-RUN = [
-    "--preset", "toy-gmm",
-    "--set", "data.n_train=120", "--set", "data.n_test=200", "--set", "seed=[0]",
-    "--set", "loop.policies={mixed: {lambda: [0.5]}, fully_synthetic: {}}",
-    "--set", "eval.n_samples=200", "--set", "eval.metrics=[nll, energy]",
-    "--set", "eval.verdict_metric=nll", "--set", "model.options.n_components=4", "--quiet",
-]  # fmt: skip
+RUN = gmm_run(None, inline=False)
 
 
 @pytest.fixture
