@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.analysis.contraction import estimate_contraction
+from autophagy.errors import AutophagyError
 from autophagy.models import MODELS
 from autophagy.models.base import closed_form
 from autophagy.policies import POLICIES
@@ -58,8 +59,8 @@ def declared_mixing(policy: str, lam: float) -> Mixing | None:
         names = {p.key for p in cls.parameters()}
         instance = cls.from_params(**({"lambda": lam} if "lambda" in names else {}))
         return instance.mixing()
-    except Exception:  # a plugin policy not installed here, or one that cannot be rebuilt
-        return None
+    except (AutophagyError, ValueError, TypeError):  # a plugin not installed here, or one that
+        return None  # cannot be rebuilt from the stored lambda
 
 
 def ordered_labels(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +82,7 @@ def policy_style(name: str) -> tuple[int, str | None]:
         return 50, None
     try:
         cls = POLICIES[name]
-    except Exception:
+    except AutophagyError:  # registered lazily, but its module is not installed here
         return 50, None
     return getattr(cls, "order", 50), getattr(cls, "color", None)
 

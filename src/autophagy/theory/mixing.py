@@ -61,15 +61,6 @@ class Mixing:
             return f"fresh_real {self.fraction:.0%}"
         return "fully_synthetic"
 
-    @property
-    def lam(self) -> float:
-        """Synthetic-to-real ratio: lambda for ``real``/``past``, inf when fully synthetic."""
-        if self.anchor == "none":
-            return math.inf
-        if self.anchor == "fresh":
-            return self.n_synthetic(1_000_000) / self.n_fresh(1_000_000)
-        return float(self.ratio)
-
     def n_fresh(self, n: int) -> int:
         """Fresh real draws a generation (``fresh`` only): at least one."""
         return max(1, math.floor(self.fraction * n)) if self.anchor == "fresh" else 0
