@@ -258,7 +258,8 @@ def _plateau(q: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class GaussianConstants:
-    """``alpha``, ``L`` and ``eps`` of Bertrand et al.'s Theorem 1 for a Gaussian MLE, in the
+    """This project's estimates of ``alpha``, ``L`` and ``eps``, the constants of Bertrand et
+    al.'s stability theorem (:mod:`autophagy.theory.theorem`), for a Gaussian MLE, in the
     whitened coordinates of :func:`~autophagy.metrics.fixed_point.gaussian_embedding` (data
     ``z = L*^{-1}(x - mu*)``; parameters in the Fisher norm at theta*).
 
@@ -268,8 +269,12 @@ class GaussianConstants:
     - ``L = sqrt(1 + 2 R^2)``: the norm of the Jacobian in x of ``grad_theta log p_theta*(x) =
       (z, (z z^T - I) / 2)`` is ``sqrt(1 + 2 ||z||^2)`` (dual of the Fisher norm); its supremum
       over the convex hull of the real data is at the data point of largest whitened radius R.
-      This is the *gradient* form of the assumption (x -> grad log p L-Lipschitz), the one the
-      theorem states; it holds on the data's support only (the gradient is quadratic in x).
+      This is the *gradient* form (x -> grad_theta log p L-Lipschitz), this project's stand-in,
+      not the paper's assumption: the paper's Assumption 1 is on the *Hessian* x ->
+      grad^2_theta log p_theta(x) (as the OpenReview discussion of the paper reads it, and as the
+      proof's step ``||B - F|| <= L eps`` needs; docs/stability.md). Both hold on the data's
+      support only (for a Gaussian each grows with x), and they differ in value, so the largest
+      stable lambda computed from this L is the paper's condition with this project's L.
     - ``eps``: W1 (exact, POT) between the real data and as many draws from theta*, minus the
       W1 between two such draws (the noise floor two samples of one law show), averaged over
       ``repeats`` draws and clipped at 0: about 0 for a well-specified model.

@@ -3,11 +3,12 @@
 For each label (a policy with one value of its parameters, all its seeds) and each measured
 distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
 with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
-plateau (:func:`autophagy.analysis.contraction.estimate_contraction`) and sets them beside Theorem 1
-of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
-``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
-for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
-the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
+plateau (:func:`autophagy.analysis.contraction.estimate_contraction`) and sets them beside this
+project's bound ``rho = lam (1 + L eps / alpha) / (1 + lam)`` where the paper's condition
+``lam (1 + L eps / alpha) < 1`` holds (Bertrand et al., 2024; :mod:`autophagy.theory.theorem`).
+The theorem's constants come from the caller (``constants``), or for a Gaussian MLE run from the
+data (:func:`run_constants`); without them the table still shows the perfect-model value
+``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ COLUMNS = [
 
 
 def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
-    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
+    """(this project's rho with eps = 0, with the constants or NaN where the paper's condition
+    fails, predicted verdict) for a mixed lambda."""
     from autophagy.theory.theorem import contraction_factor, stability_condition
 
     eps0 = lam / (1.0 + lam)

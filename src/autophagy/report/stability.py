@@ -70,12 +70,14 @@ def stability_caption(table: pd.DataFrame) -> str:
     parts = []
     if c is not None:
         parts.append(
-            f"Theorem 1 with L = {c['L']:.3g}, eps = {c['eps']:.3g}, alpha = {c['alpha']:.3g} "
-            f"({c.get('source', 'given')}) covers lambda < {a['theorem_max_lambda']:.3g}"
+            f"The paper's condition lambda (1 + L eps / alpha) < 1 with L = {c['L']:.3g}, "
+            f"eps = {c['eps']:.3g}, alpha = {c['alpha']:.3g} ({c.get('source', 'given')}) "
+            f"covers lambda < {a['theorem_max_lambda']:.3g}"
         )
     else:
-        parts.append("No L, eps, alpha for this distance: the theorem's rho is shown for "
-                     "eps = 0 only (a perfect model class; covers lambda < 1)")
+        parts.append("No L, eps, alpha for this distance: this project's bound is shown for "
+                     "eps = 0 only (a perfect model class; the paper's condition covers "
+                     "lambda < 1)")
     observed = a.get("observed_max_lambda", math.nan)
     if math.isfinite(observed):
         every = " (every mixed lambda of the run)" if a.get("observed_all_stable") else ""
@@ -85,8 +87,10 @@ def stability_caption(table: pd.DataFrame) -> str:
     text = "; ".join(parts) + "."
     if c is not None and math.isfinite(observed) and a["theorem_max_lambda"] > 0:
         text += (f" The condition is sufficient, not necessary: the run is stable up to "
-                 f"{observed / a['theorem_max_lambda']:.3g}x the theorem's bound.")
-    return text
+                 f"{observed / a['theorem_max_lambda']:.3g}x the paper's bound.")
+    return text + (" ρ ours: lambda (1 + L eps / alpha) / (1 + lambda), this project's bound "
+                   "(lambda / (1 + lambda) at eps = 0), tighter than the paper's constant "
+                   "lambda (1 + L eps / alpha).")
 
 
 def _short(row: Any) -> tuple[str, str]:
@@ -104,7 +108,8 @@ def _short(row: Any) -> tuple[str, str]:
 def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None) -> None:
     """The per-lambda tables in the terminal, after the verdicts (measured rho ± half the
     interval, plateau ± one standard error; ``theory``: the Gaussian MLE's expected plateau;
-    ``ρ thm`` is "–" where Theorem 1's condition fails: the HTML report spells it out)."""
+    ``ρ ours`` is this project's bound, "–" where the paper's condition fails: the HTML report
+    spells it out)."""
     console = console or Console()
     for table in tables:
         a = table.attrs
@@ -117,7 +122,7 @@ def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None =
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        heads = ["label", "ρ ε=0", "ρ thm", f"ρ {a['level']:.0%}", "plateau"]
+        heads = ["label", "ρ ours ε=0", "ρ ours", f"ρ {a['level']:.0%}", "plateau"]
         heads += ["theory"] if theory else []
         for head in [*heads, "observed"]:
             right = head not in ("label", "observed")
@@ -144,14 +149,15 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
         parts.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="rho against lambda">'
             "<figcaption>Measured contraction factor against lambda (dots, "
-            f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
-            "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
-            "largest stable lambda it covers); fully synthetic on the right. An interval beyond "
+            f"{tables[0].attrs['level']:.0%} interval), this project's bound for a perfect "
+            "model class (lam / (1 + lam), solid) and with the estimated constants (lam (1 + L "
+            "eps / alpha) / (1 + lam), dashed, up to the largest lambda the paper's condition "
+            "covers); fully synthetic on the right. An interval beyond "
             "the axis ends in an arrowhead with its bound written, a rho beyond it sits on the "
             "edge with its value; in a comparison each run has its own marker.</figcaption>"
             "</figure>"
         )
-    head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
+    head = ["label", "λ", "ρ ours, ε=0", "ρ ours", "ρ measured [interval]", "plateau",
             "plateau, theory", "predicted", "observed"]
     for table in tables:
         a = table.attrs
@@ -224,13 +230,13 @@ def _stability_panel(ax: Any, table: pd.DataFrame, styles: dict[str, RunStyle]) 
     lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
     right = max(lam_max, 1.0) * 1.15
     grid = np.linspace(0.0, right, 300)
-    ax.plot(grid, grid / (1 + grid), color="0.35", lw=1.4, label="theorem, ε = 0: λ/(1+λ)")
+    ax.plot(grid, grid / (1 + grid), color="0.35", lw=1.4, label="ours, ε = 0: λ/(1+λ)")
     c = a.get("constants")
     if c is not None:
         kappa = 1.0 + c["L"] * c["eps"] / c["alpha"]
         covered = grid[grid * kappa < 1.0]
         ax.plot(covered, covered * kappa / (1 + covered), "--", color="#1f77b4", lw=1.4,
-                label=f"theorem, estimated constants (λ < {a['theorem_max_lambda']:.2g})")
+                label=f"ours, estimated constants (paper's λ < {a['theorem_max_lambda']:.2g})")
         ax.axvline(a["theorem_max_lambda"], color="#1f77b4", lw=0.8, ls=":")
     ax.axhline(1.0, color="#cf222e", lw=0.8, ls=":")
     y0, y1 = _rho_window(table)
