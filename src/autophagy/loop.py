@@ -33,6 +33,7 @@ from autophagy.models.base import DivergedError, check_sampling_temperature, sam
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
 from autophagy.store import CellStore, rows_frame
+from autophagy.threads import pinned_threads, share
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
@@ -402,6 +403,7 @@ def run_loop(
     *,
     seed: int = 0,
     eval: EvalSettings | None = None,
+    threads: int | None = None,
     **settings: Any,
 ) -> pd.DataFrame:
     """Run one cell in memory and return its metrics (columns generation, metric, value).
@@ -414,6 +416,11 @@ def run_loop(
     of :class:`EvalSettings` (``metrics``, ``n_samples``, ...), or pass ``eval=``. Metrics that
     do not apply (NLL without ``log_prob``) are skipped. A diverged or failed cell raises
     ``RuntimeError`` here.
+
+    ``threads``: torch and BLAS threads while the cell runs, the caller's settings restored
+    after (:func:`autophagy.threads.pinned_threads`). By default every core, what ``autophagy
+    run`` gives a run of one cell; pass 1 when running small models cell after cell, what each
+    worker of a sweep that fills the cores gets (``benchmarks/inline_threads.py``).
 
     Example:
         >>> df = run_loop("gmm", "moons", "mixed:0.5", generations=5, seed=0)
@@ -434,7 +441,8 @@ def run_loop(
         dataset = load_dataset(dataset, seed=seed)
     elif not isinstance(dataset, Dataset):
         dataset = dataset_from_array(np.asarray(dataset), seed=seed)
-    result = run_cell(model, dataset, parse_policy(policy), loop, eval)
+    with pinned_threads(share(1) if threads is None else threads):
+        result = run_cell(model, dataset, parse_policy(policy), loop, eval)
     if result.status != "done":
         raise RuntimeError(f"cell {result.status}: {result.message}")
     return result.metrics
