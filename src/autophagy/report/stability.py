@@ -158,7 +158,7 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
             "</figure>"
         )
     head = ["label", "λ", "ρ ours, ε=0", "ρ ours", "ρ measured [interval]", "plateau",
-            "plateau, theory", "predicted", "observed"]
+            "plateau, theory", "predicted (paper's condition)", "observed"]
     for table in tables:
         a = table.attrs
         rows = []
