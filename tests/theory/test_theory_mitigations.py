@@ -19,7 +19,6 @@ from autophagy.policies import make_policy
 from autophagy.theory import expected_gaussian_trajectory
 from autophagy.theory.mitigations import (
     accumulate_subsample_trajectory,
-    self_correcting_moments,
 )
 
 LEVEL = 0.001
