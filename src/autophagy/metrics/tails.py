@@ -15,6 +15,8 @@ measure that directly:
   :data:`MODE_RADIUS` standard deviations of its centre. A mode is covered when it holds at
   least one sample; the rare-mode mass is the share of samples in modes whose true weight is
   below :data:`RARE_WEIGHT` (the truth's own share is ``params["weights"]`` summed over them).
+- ``acceptance_rate``: the share of its draws the ``verified`` policy's verifier passed (read
+  from the policy state of the generation).
 - ``min_weight``: the smallest mixture weight of a ``gmm`` model (a component starving);
   ``support_size``: the atoms a ``categorical`` model gives a positive probability.
 
@@ -151,6 +153,10 @@ TAIL_METRICS: list[Metric] = [
            "smallest mixture weight of a gmm model (a starving component)",
            applies=_has_weights, lower_is_better=False, title="smallest mixture weight",
            order=164),
+    Metric("acceptance_rate", lambda ctx: float(ctx.policy_state["acceptance_rate"]),
+           "share of the drawn synthetic samples the verified policy's verifier passed this "
+           "generation", applies=lambda ctx: "acceptance_rate" in ctx.policy_state,
+           lower_is_better=False, title="acceptance rate", order=166),
     Metric("support_size", lambda ctx: float(np.count_nonzero(ctx.model.probabilities() > 0)),
            "atoms a finite-support model gives a positive probability",
            applies=_finite_support, lower_is_better=False, title="support size", order=165),

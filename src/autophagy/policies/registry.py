@@ -29,6 +29,9 @@ POLICIES.register("accumulate_subsample",
                   "autophagy.policies.accumulate_subsample:AccumulateSubsample",
                   description="pool real + every synthetic set, train on n points of it drawn "
                   "without replacement (Kazdan, Schaeffer et al. 2024)")
+POLICIES.register("verified", "autophagy.policies.verified:Verified",
+                  description="draw until enough synthetic samples pass a verifier (oracle with "
+                  "error rates, discriminator, likelihood, module:function) (Feng et al. 2024)")
 
 
 def policy_class(name: str) -> type[Policy]:
