@@ -39,7 +39,7 @@ import numpy as np
 
 from autophagy.errors import InputError, VerifierStarved
 from autophagy.metrics.base import as_rows
-from autophagy.metrics.tails import MODE_RADIUS, mode_counts
+from autophagy.metrics.tails import MODE_RADIUS
 from autophagy.policies.base import Policy, parameter
 from autophagy.signatures import ArgumentError
 
