@@ -19,6 +19,7 @@ from autophagy.policies import make_policy
 from autophagy.theory import expected_gaussian_trajectory
 from autophagy.theory.mitigations import (
     accumulate_subsample_trajectory,
+    self_correcting_moments,
 )
 
 LEVEL = 0.001
@@ -78,3 +79,37 @@ def test_accumulate_subsample_moments_match_the_closed_form_through_the_loop(lam
     P = n + np.floor(lam * n) * np.arange(T + 1)
     spread = (P - n) / (n * P * (P - 1)) * traj.cov_trace_ratio * (P - 1) * n / (n - 1)
     assert_rejected(shift[:, gens], (traj.shift_ratio - spread)[gens], "no subsample spread")
+
+
+def test_self_correction_moments_match_the_closed_form_through_the_loop():
+    """Fully synthetic 1-D Gaussian MLE with the ``moments`` correction at gamma = 1: the
+    expected variance, standard deviation and mean drift of the loop against
+    :func:`self_correcting_moments`; the uncorrected loop's law and a law that forgets the
+    Jensen gap of the corrected standard deviation (E s = sqrt(E s^2)) are rejected."""
+    n, T, seeds, gamma = 10, 6, 1000, 1.0  # small n: a Jensen gap the interval resolves
+    ratio, shift = loop_moments(("self_correcting", {"correction": "moments", "gamma": gamma}),
+                                n=n, T=T, seeds=seeds)
+    m = self_correcting_moments(n=n, generations=T, gamma=gamma)
+    gens = [1, 3, 6]
+    assert_matches(ratio[:, gens], m["var"][gens], "variance")
+    assert_matches(np.sqrt(ratio[:, gens]), m["std"][gens], "standard deviation")
+    assert_matches(shift[:, gens], m["mean_shift_sq"][gens], "mean drift")
+    plain = self_correcting_moments(n=n, generations=T, gamma=0.0)
+    assert_rejected(ratio[:, gens], plain["var"][gens], "no correction")
+    assert_rejected(shift[:, gens], plain["mean_shift_sq"][gens], "no correction")
+    w, var, g = gamma / (1 + gamma), np.ones(T + 1), math.sqrt((n - 1) / n)
+    for t in range(1, T + 1):  # as if E s = sigma sqrt((n-1)/n): no Jensen gap
+        var[t] = (1 - w) ** 2 * g**2 * var[t - 1] + 2 * w * (1 - w) * g * math.sqrt(var[t - 1]) \
+            + w**2
+    assert_rejected(ratio[:, gens], var[gens], "no Jensen gap")
+
+
+def test_self_correction_overlay_is_the_closed_form():
+    policy = make_policy("self_correcting", correction="moments", gamma=3.0)
+    traj = policy.gaussian_trajectory(n=10, generations=3, cov0=[[2.0]])
+    m = self_correcting_moments(n=10, generations=3, gamma=3.0, sigma0=math.sqrt(2.0))
+    np.testing.assert_allclose(traj.cov_trace_ratio, m["var"] / 2.0)
+    np.testing.assert_allclose(traj.mean_shift_sq, m["mean_shift_sq"])
+    assert policy.gaussian_trajectory(n=10, generations=3, cov0=np.eye(2)) is None
+    assert make_policy("self_correcting").gaussian_trajectory(n=10, generations=3,
+                                                              cov0=[[1.0]]) is None

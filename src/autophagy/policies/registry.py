@@ -32,6 +32,10 @@ POLICIES.register("accumulate_subsample",
 POLICIES.register("verified", "autophagy.policies.verified:Verified",
                   description="draw until enough synthetic samples pass a verifier (oracle with "
                   "error rates, discriminator, likelihood, module:function) (Feng et al. 2024)")
+POLICIES.register("self_correcting", "autophagy.policies.self_correcting:SelfCorrecting",
+                  description="move each synthetic sample toward the data (nearest real point, "
+                  "k-means centre, moments, module:function) at strength gamma before training "
+                  "(Gillman et al. 2024)")
 
 
 def policy_class(name: str) -> type[Policy]:
