@@ -12,6 +12,7 @@ from autophagy.loop import EvalSettings, LoopSettings, run_cell
 from autophagy.models.registry import build_model
 from autophagy.policies import make_policy, policy_grid
 from autophagy.signatures import ArgumentError
+from autophagy.testing import check_policy
 
 
 def reject_all(x, real):
@@ -50,14 +51,14 @@ def test_oracle_acceptance_rates_are_its_error_rates_within_binomial_error(long_
 def test_oracle_knows_a_gaussian_by_its_ellipsoid():
     data = load_dataset("gaussian", n_train=50, n_test=10, seed=0, mean=[0.0, 0.0],
                         cov=[[1.0, 0.0], [0.0, 4.0]])
-    oracle = make_policy("verified").bind(data)._verifier
+    oracle = make_policy("verified", verifier="oracle").bind(data)._verifier
     x = np.array([[0.0, 5.0], [0.0, 7.0], [3.0, 0.0], [3.1, 0.0]])  # chi2_2(0.99) = 9.21
     assert oracle(x, np.random.default_rng(0)).tolist() == [True, False, True, False]
 
 
 def test_oracle_refuses_a_dataset_without_a_truth():
     with pytest.raises(ArgumentError, match="oracle.*knows its truth.*'moons'"):
-        make_policy("verified").bind(load_dataset("moons", n_train=20, n_test=10))
+        make_policy("verified", verifier="oracle").bind(load_dataset("moons", n_train=20, n_test=10))
 
 
 def test_the_loop_draws_until_enough_pass_and_records_the_acceptance_rate(long_tail):
@@ -115,3 +116,12 @@ def test_discriminator_and_likelihood_verifiers_run_in_the_loop(long_tail, verif
     assert cell.status == "done", cell.message
     rates = cell.metrics.value.to_numpy()
     assert len(rates) == 2 and np.all((rates > 0.05) & (rates <= 1))
+
+
+@pytest.mark.parametrize("verifier, dataset", [("likelihood", "moons"), ("oracle", "long_tail"),
+                                               ("discriminator", "moons")])
+def test_each_verifier_passes_the_policy_contract_through_a_checkpoint(verifier, dataset):
+    """Resumed from its state (generation 0's model for the likelihood), each verifier builds
+    the same training sets bit for bit."""
+    assert "state round-trip" in check_policy(make_policy("verified", verifier=verifier),
+                                              dataset)

@@ -176,7 +176,7 @@ class Verified(Policy):
     """Train on synthetic samples that pass a verifier (Feng et al., 2024), with all real data
     when ``lambda`` is finite; module docstring."""
 
-    verifier: str = parameter("oracle", sweep=False,
+    verifier: str = parameter("discriminator", sweep=False,
                               help="oracle, discriminator, likelihood or module:function")
     false_accept: float = parameter(0.0, tag="fa", help="oracle: chance a wrong sample passes")
     false_reject: float = parameter(0.0, tag="fr", help="oracle: chance a right one is refused")
