@@ -58,7 +58,8 @@ def test_oracle_knows_a_gaussian_by_its_ellipsoid():
 
 def test_oracle_refuses_a_dataset_without_a_truth():
     with pytest.raises(ArgumentError, match="oracle.*knows its truth.*'moons'"):
-        make_policy("verified", verifier="oracle").bind(load_dataset("moons", n_train=20, n_test=10))
+        make_policy("verified", verifier="oracle").bind(load_dataset("moons", n_train=20,
+                                                                     n_test=10))
 
 
 def test_the_loop_draws_until_enough_pass_and_records_the_acceptance_rate(long_tail):
