@@ -28,7 +28,6 @@ FIGURES = {
     "toy-heat-death-entropy": ("toy-heat-death", "entropy"),
     "toy-curated-reward": ("toy-curated", "reward_mean"),
     "toy-sims-w2": ("toy-sims", "w2"),
-    "tail-subsample-modes": ("tail-subsample", "modes_covered"),
     "gaussian-mitigations-cov": ("gaussian-mitigations", "cov_trace_ratio"),
 }
 MAX_WIDTH = 1000
