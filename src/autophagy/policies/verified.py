@@ -6,7 +6,7 @@ that count: a verifier that passes too little stops the cell with one line namin
 acceptance rate, never a loop without end. The acceptance rate of every generation is kept in the
 policy state and recorded as the metric ``acceptance_rate``.
 
-Verifiers (``verifier:``):
+Verifiers (``verifier:``; default ``discriminator``, which needs nothing of the dataset):
 
 - ``oracle``: the setting of Feng et al.: the truth decides (for a dataset that knows its modes,
   a sample is right when within 3 standard deviations of a mode; for a Gaussian, when its
