@@ -28,6 +28,7 @@ FIGURES = {
     "toy-heat-death-entropy": ("toy-heat-death", "entropy"),
     "toy-curated-reward": ("toy-curated", "reward_mean"),
     "toy-sims-w2": ("toy-sims", "w2"),
+    "gaussian-mitigations-cov": ("gaussian-mitigations", "cov_trace_ratio"),
 }
 MAX_WIDTH = 1000
 

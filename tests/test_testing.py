@@ -101,6 +101,18 @@ def _metric_setting(name, digits):
     if name in ("test_error", "test_mse"):
         data = load_dataset("linear_regression", n_train=128, n_test=64)
         return data, {"model": build_model("linear_regression").fit(data.train)}
+    # the tail metrics (issue 24): a dataset that knows its modes, a mixture, a finite support
+    if name in ("modes_covered", "rare_mode_mass", "off_mode_share"):
+        return "long_tail", {}
+    if name == "min_weight":
+        data = load_dataset("long_tail", n_train=128, n_test=64)
+        gmm = build_model("gmm", {"n_components": 3}).fit(data.train, rng=np.random.default_rng(0))
+        return data, {"model": gmm}
+    if name == "support_size":
+        data = load_dataset("moons", n_train=128, n_test=64)
+        return data, {"model": build_model("categorical", {"grid": 0.5}).fit(data.train, rng=None)}
+    if name == "acceptance_rate":
+        return None, {"policy_state": {"acceptance_rate": 0.25}}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}

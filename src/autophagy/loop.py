@@ -154,6 +154,7 @@ def _evaluate(
     held_out_features=None,
     policy=None,
     compare_to="test",
+    policy_state=None,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -178,6 +179,7 @@ def _evaluate(
         inception,
         held_out_features=held_out_features,
         policy=policy,
+        policy_state=dict(policy_state or {}) if generation else {},
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -257,10 +259,22 @@ class CellRun:
         )
         if not np.all(np.isfinite(synth)):
             raise DivergedError(f"generation {generation}: non-finite synthetic samples")
+        more = {"draw": self._draw, "model": self.model} if self.policy.draws_more else {}
         train, self.state = self.policy.next_training_set(
-            real, synth, self.state, rng=self.rng, pool=self.dataset.pool
+            real, synth, self.state, rng=self.rng, pool=self.dataset.pool, **more
         )
         return train, self.loop.warm_start, self.loop.budget
+
+    def _draw(self, m: int) -> np.ndarray:
+        """``m`` more synthetic samples of the current model (training stream): for a policy
+        that draws until it has enough (``draws_more``, the verified loop)."""
+        synth = as_data_shape(
+            sample_at(self.model, m, rng=self.rng, temperature=self.loop.temperature),
+            self.dataset,
+        )
+        if not np.all(np.isfinite(synth)):
+            raise DivergedError(f"generation {self.generation}: non-finite synthetic samples")
+        return synth
 
     def fit(self, data: np.ndarray, warm_start: bool, budget: int | None) -> None:
         _fit(self.model, data, warm_start=warm_start, budget=budget, rng=self.rng,
@@ -282,6 +296,7 @@ class CellRun:
             held_out_features=self.held_out_features,
             policy=self.policy,
             compare_to=self.eval.compare_to,
+            policy_state=self.state,
         )
         self.rows.extend(new_rows)
         if self.store is not None:

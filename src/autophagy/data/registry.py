@@ -67,6 +67,12 @@ def _eight_gaussians_truth(*, radius: float = 2.0, std: float = 0.1) -> dict:
     return {"centres": points.eight_gaussians_centres(radius)}
 
 
+def _long_tail_truth(*, modes: int = 10, decay: float = 0.6, radius: float = 2.0,
+                     std: float = 0.15) -> dict:
+    return {"centres": points.long_tail_centres(modes, radius),
+            "weights": points.long_tail_weights(modes, decay)}
+
+
 DATASETS: Registry[DatasetEntry] = Registry("dataset", describe=lambda e: e.description)
 """Every dataset by name; add one with ``DATASETS.register(name, DatasetEntry(...))``."""
 for _name, _entry in {
@@ -75,6 +81,11 @@ for _name, _entry in {
         "8 Gaussians on a circle of radius 2 (2-D)",
         sampler=points.eight_gaussians,
         truth=_eight_gaussians_truth,
+    ),
+    "long_tail": DatasetEntry(
+        "modes on a circle with weights falling as decay^k: a long tail of small modes (2-D)",
+        sampler=points.long_tail,
+        truth=_long_tail_truth,
     ),
     "circles": DatasetEntry("two concentric rings, radii 2 and 1 (2-D)", sampler=points.circles),
     "checkerboard": DatasetEntry(

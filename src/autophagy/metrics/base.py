@@ -66,6 +66,9 @@ class EvalContext:
     context computes them (the Inception and classifier ones are read from the disk cache)."""
     policy: Any = None
     """The cell's policy, bound to the dataset (metrics of what it optimises: curated's reward)."""
+    policy_state: dict[str, Any] = field(default_factory=dict)
+    """What the policy recorded while building this generation's training set (the verified
+    policy's ``acceptance_rate``); empty at generation 0."""
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -27,14 +27,15 @@ from autophagy.testing.common import (
 
 
 def _context(model: Any, dataset: Dataset, policy: Policy | None, n: int, seed: int,
-             features: str) -> EvalContext:
+             features: str, policy_state: Mapping[str, Any] | None = None) -> EvalContext:
     from autophagy.loop import evaluation_rng
 
     rng = evaluation_rng(seed, 0)
     samples = _data_shaped(sample_at(model, n, rng=rng), dataset)
     mean, cov = model_moments(model, samples)
     return EvalContext(model, samples, dataset.test.copy(), dataset, rng,
-                       {"mean": mean, "cov": cov}, features=features, policy=policy)
+                       {"mean": mean, "cov": cov}, features=features, policy=policy,
+                       policy_state=dict(policy_state or {}))
 
 
 def check_metric(
@@ -46,6 +47,7 @@ def check_metric(
     features: str = "auto",
     n: int = 200,
     seed: int = 0,
+    policy_state: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Check a metric against what the loop relies on; return the rules passed.
 
@@ -54,7 +56,8 @@ def check_metric(
     default: a Gaussian fitted to ``dataset``, 128 moons by default) against the held-out set,
     with ``policy`` bound to the data where the metric reads one (the curated reward metrics),
     and the feature extractor ``features`` (config ``eval.features``; ``"pixels"`` needs no
-    training).
+    training). ``policy_state`` is what a policy recorded while building a later generation's
+    training set, for the metrics that read it (the verified policy's ``acceptance_rate``).
 
     Rules (each one sentence of why):
 
@@ -97,7 +100,7 @@ def check_metric(
         bound = parse_policy(policy).bind(data)
 
     def fresh() -> EvalContext:
-        return _context(model, data, bound, n, seed, features)
+        return _context(model, data, bound, n, seed, features, policy_state)
 
     ctx = fresh()
     with rules.rule("applies"):

@@ -3,6 +3,8 @@
 - :mod:`~autophagy.theory.gaussian`: exact expected moments of a Gaussian MLE retrained under each
   policy (collapse when fully synthetic, a stable fixed point with real data);
 - :mod:`~autophagy.theory.kde`: expected spread of a KDE retrained on its own samples;
+- :mod:`~autophagy.theory.mitigations`: accumulate-subsample and self-correction, exact for the
+  Gaussian MLE;
 - :mod:`~autophagy.theory.theorem`: Bertrand et al. (2024)'s stability condition and contraction
   constant, this project's tighter contraction bound, and the distance bound;
 - :mod:`~autophagy.theory.simulation`: the Gaussian and KDE loops vectorised over thousands of
