@@ -96,11 +96,15 @@ class EvalSettings:
     features: str = "auto"
     inception: str | None = None
     compare_to: str = "test"
+    downstream: dict[str, Any] = field(default_factory=dict)
+    """The downstream metrics' classifier and label source (config ``eval.downstream``)."""
 
     @classmethod
     def from_config(cls, section: Any) -> EvalSettings:
         """From the config's ``eval`` section (the fields of the same names)."""
         fields = {k: getattr(section, k) for k in cls.__dataclass_fields__ if hasattr(section, k)}
+        if hasattr(fields.get("downstream"), "model_dump"):
+            fields["downstream"] = fields["downstream"].model_dump()
         if fields.get("metrics") is not None:
             fields["metrics"] = tuple(fields["metrics"])
         return cls(**fields)
@@ -153,6 +157,8 @@ def _evaluate(
     held_out_features=None,
     policy=None,
     compare_to="test",
+    train=None,
+    downstream=None,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -177,6 +183,8 @@ def _evaluate(
         inception,
         held_out_features=held_out_features,
         policy=policy,
+        train=train,
+        downstream=downstream or {},
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -223,6 +231,8 @@ class CellRun:
         """The next generation to run."""
         self.status: str | None = None
         self.message = ""
+        self.train: np.ndarray | None = None
+        """The training set of the generation being fitted (the downstream metrics read it)."""
         resumed = store.latest() if store is not None else None
         if resumed is not None:
             last, payload = resumed
@@ -247,6 +257,7 @@ class CellRun:
         generation, real = self.generation, self.dataset.train
         if generation == 0:
             self._step("fitting generation 0 on real data")
+            self.train = real
             return real, False, self.loop.initial_budget
         self._step(f"generation {generation}: sampling and refitting")
         n_synth = self.policy.n_synthetic(len(real))
@@ -259,6 +270,7 @@ class CellRun:
         train, self.state = self.policy.next_training_set(
             real, synth, self.state, rng=self.rng, pool=self.dataset.pool
         )
+        self.train = train
         return train, self.loop.warm_start, self.loop.budget
 
     def fit(self, data: np.ndarray, warm_start: bool, budget: int | None) -> None:
@@ -281,6 +293,8 @@ class CellRun:
             held_out_features=self.held_out_features,
             policy=self.policy,
             compare_to=self.eval.compare_to,
+            train=self.train,
+            downstream=self.eval.downstream,
         )
         self.rows.extend(new_rows)
         if self.store is not None:
