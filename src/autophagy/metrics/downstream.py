@@ -10,10 +10,12 @@ real errors). Every generation, a fixed cheap classifier is trained on
 
 and tested on the held-out real split: accuracy, balanced accuracy, worst-class recall; with a
 group attribute, per-group and worst-group accuracy, the accuracy gap (best minus worst group),
-and, for binary labels, the demographic-parity and equalized-odds differences. The group numbers
+and, for binary labels, the demographic-parity and equalized-odds differences (the worst group
+and the gap are over the (label, group) cells, see :func:`group_scores`). The group numbers
 come from fairlearn (``MetricFrame`` and its difference functions; the ``downstream`` extra).
 ``label_shares`` / ``group_shares`` give the class and group histogram of the samples, and
-``minority_share`` the share of the real data's smallest group: how the minority fades.
+``minority_share`` the share of the samples in the real data's minority (label, group) cells:
+how the minority fades.
 
 Labels of generated samples (``eval.downstream.labels``): ``column`` where the dataset carries
 the label as a column the family models (points, as ``linear_regression``'s y), rounded to the
@@ -95,17 +97,27 @@ def classification_scores(y_true: Any, y_pred: Any) -> dict[str, float]:
 
 
 def group_scores(y_true: Any, y_pred: Any, groups: Any) -> dict[str, float]:
-    """Per-group accuracy (``group_accuracy_<g>``), worst-group accuracy, the accuracy gap, and
-    for binary labels the demographic-parity and equalized-odds differences (fairlearn)."""
+    """Group metrics of predictions, from fairlearn.
+
+    - ``group_accuracy_<g>``: accuracy within each value g of the group attribute;
+    - ``worst_group_accuracy`` and ``accuracy_gap`` (best minus worst): over the groups in the
+      sense of Sagawa et al. (2020), the cells (label, attribute), so that a minority cell (a
+      red 7 where sevens are mostly green) counts as a group of its own: a classifier that
+      learned the colour shortcut fails exactly there;
+    - for binary labels, ``dp_difference`` and ``eo_difference``: the demographic-parity and
+      equalized-odds differences over the attribute.
+    """
     from sklearn.metrics import accuracy_score
 
     fm = require_fairlearn()
     y_true, y_pred, groups = (np.asarray(a) for a in (y_true, y_pred, groups))
-    frame = fm.MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred,
-                           sensitive_features=groups)
-    out = {f"group_accuracy_{g}": float(v) for g, v in frame.by_group.items()}
-    out["worst_group_accuracy"] = float(frame.group_min())
-    out["accuracy_gap"] = float(frame.difference(method="between_groups"))
+    by_attribute = fm.MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred,
+                                  sensitive_features=groups)
+    out = {f"group_accuracy_{g}": float(v) for g, v in by_attribute.by_group.items()}
+    cells = fm.MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred,
+                           sensitive_features={"label": y_true, "group": groups})
+    out["worst_group_accuracy"] = float(cells.group_min())
+    out["accuracy_gap"] = float(cells.difference(method="between_groups"))
     if set(np.unique(y_true)) <= {0, 1} and set(np.unique(y_pred)) <= {0, 1}:
         out["dp_difference"] = float(fm.demographic_parity_difference(
             y_true, y_pred, sensitive_features=groups))
@@ -235,8 +247,11 @@ class Labelled:
         self.n_classes = max(_n(ds, "n_classes", y_train), int(self.y_test.max()) + 1)
         self.n_groups = _n(ds, "n_groups", g_train) if has_groups(ds) else 0
         self.x_test = _features(ds, ds.test)
-        self.minority = int(np.argmin(np.bincount(g_train, minlength=self.n_groups))) \
-            if g_train is not None and self.n_groups else None
+        self.minority_cells = None
+        if g_train is not None and self.n_groups:
+            counts = np.zeros((self.n_classes, self.n_groups))
+            np.add.at(counts, (y_train, g_train), 1)
+            self.minority_cells = counts < len(y_train) / counts.size
         self._annotators: dict[str, Any] = {}
 
     def annotator(self, what: str) -> Any:
@@ -289,7 +304,7 @@ def _shares(ctx: EvalContext) -> dict[str, float]:
     if g is not None:
         shares = np.bincount(g, minlength=lab.n_groups) / max(len(g), 1)
         out.update({f"group_share_{k}": float(v) for k, v in enumerate(shares)})
-        out["minority_share"] = float(shares[lab.minority])
+        out["minority_share"] = float(np.mean(lab.minority_cells[y, g]))
     if lab.source == "annotator":
         out["annotator_accuracy"] = lab.annotator("labels").accuracy
     return out
@@ -320,9 +335,11 @@ _NUMBERS = [  # key, what, applies, higher is better, needs, order
     ("balanced_accuracy", "balanced accuracy (mean recall over classes)", _labels, True,
      {"labels"}, 1),
     ("worst_class_recall", "recall of the worst class", _labels, True, {"labels"}, 2),
-    ("worst_group_accuracy", "accuracy on the worst group (fairlearn MetricFrame.group_min)",
+    ("worst_group_accuracy", "accuracy on the worst (label, group) cell (fairlearn "
+     "MetricFrame.group_min)",
      _groups, True, {"labels", "groups"}, 3),
-    ("accuracy_gap", "best minus worst group accuracy (MetricFrame.difference)", _groups,
+    ("accuracy_gap", "best minus worst (label, group) cell accuracy (MetricFrame.difference)",
+     _groups,
      False, {"labels", "groups"}, 4),
     ("dp_difference", "demographic-parity difference of the predictions (fairlearn; binary "
      "labels)", _binary_groups, False, {"labels", "groups"}, 5),
@@ -366,8 +383,9 @@ DOWNSTREAM_METRICS: list[Metric] = [
                "classes", {"labels"}, _labels, 190),
     _per_class("group_shares", "group_share", SHARES, "share of the samples in group", "groups",
                {"labels", "groups"}, _groups, 191),
-    SHARES.metric("minority_share", description="share of the samples in the real training "
-                  "data's smallest group (how the minority fades)", applies=_groups,
+    SHARES.metric("minority_share", description="share of the samples in the (label, group) "
+                  "cells that hold less than a uniform share of the real training data (the "
+                  "bias-conflicting samples; how the minority fades)", applies=_groups,
                   lower_is_better=False, title="minority share of the samples", order=192,
                   needs=frozenset({"labels", "groups"})),
     SHARES.metric("annotator_accuracy", description="held-out accuracy of the annotator that "
