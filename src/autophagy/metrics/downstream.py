@@ -330,6 +330,11 @@ GROUPS = {prefix: MetricGroup(f"downstream_{prefix}", lambda ctx, p=prefix: _sco
           for prefix in SOURCES}
 SHARES = MetricGroup("downstream_shares", _shares)
 
+TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+          "worst_class_recall": "worst-class recall",
+          "worst_group_accuracy": "worst-group accuracy",
+          "accuracy_gap": "group accuracy gap", "dp_difference": "demographic-parity difference",
+          "eo_difference": "equalized-odds difference"}
 _NUMBERS = [  # key, what, applies, higher is better, needs, order
     ("accuracy", "accuracy", _labels, True, {"labels"}, 0),
     ("balanced_accuracy", "balanced accuracy (mean recall over classes)", _labels, True,
@@ -368,7 +373,7 @@ DOWNSTREAM_METRICS: list[Metric] = [
                           f"classifier trained on {SOURCES[prefix]}",
                           applies=applies if prefix == "tstr" else _with_train(applies),
                           lower_is_better=not higher, needs=frozenset(needs),
-                          title=f"{what.split(' (')[0]}, trained on "
+                          title=f"{TITLES[key]}, trained on "
                                 f"{'synthetic' if prefix == 'tstr' else 'the training set'}",
                           order=(170 if prefix == "tstr" else 180) + order)
     for prefix in SOURCES for key, what, applies, higher, needs, order in _NUMBERS
