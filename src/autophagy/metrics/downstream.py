@@ -54,6 +54,7 @@ __all__ = [
     "DOWNSTREAM_METRICS",
     "LABEL_SOURCES",
     "classification_scores",
+    "expected_calibration_error",
     "fit_predict",
     "group_scores",
     "label_source",
@@ -124,6 +125,26 @@ def group_scores(y_true: Any, y_pred: Any, groups: Any) -> dict[str, float]:
         out["eo_difference"] = float(fm.equalized_odds_difference(
             y_true, y_pred, sensitive_features=groups))
     return out
+
+
+def expected_calibration_error(proba: Any, y_true: Any, n_bins: int = 15) -> float:
+    """Expected calibration error: the mean over equal-width confidence bins of
+    ``|accuracy - confidence|``, weighted by the share of samples in each bin (Guo et al. 2017).
+
+    The confidence of a prediction is its largest class probability. Hand-written: scikit-learn
+    has the reliability curve but not this summary of it.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y_true)
+    if len(p) == 0:
+        return float("nan")
+    confidence, correct = p.max(1), (p.argmax(1) == y).astype(np.float64)
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total)
 
 
 def _constant(label: int) -> Any:
