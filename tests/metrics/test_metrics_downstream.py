@@ -198,3 +198,13 @@ def test_the_annotator_labels_coloured_digits_and_their_colour(tmp_path, monkeyp
     assert out["tstr_accuracy"] == out["trainset_accuracy"] > 0.85
     assert out["annotator_accuracy"] == pytest.approx(np.mean(y == y_true))
     clear_classifier_memo()
+
+
+def test_group_metrics_without_fairlearn_say_how_to_install_it(monkeypatch):
+    import sys
+
+    from autophagy.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "fairlearn.metrics", None)  # import fails as if absent
+    with pytest.raises(InputError, match=r"^the group metrics need fairlearn: pip install "):
+        group_scores(Y, P, G)
