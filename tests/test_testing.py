@@ -46,8 +46,8 @@ IMAGE_OPTIONS = {
     "gaussian": {},
     "kde": {},
 }
-NEEDS_A_PATH = {"file", "cifar10", "image_folder"}
-CLASSIFIER_METRICS = {"class_kl", "classes_covered"}
+NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20"}
+CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy"}
 """Train the digits classifier (about 20 s on 2 cores): covered by the classifier tests."""
 
 
@@ -101,6 +101,8 @@ def _metric_setting(name, digits):
     if name in ("test_error", "test_mse"):
         data = load_dataset("linear_regression", n_train=128, n_test=64)
         return data, {"model": build_model("linear_regression").fit(data.train)}
+    if "labels" in METRICS[name].needs:  # downstream metrics: labels and groups as columns
+        return load_dataset("minority_modes", n_train=200, n_test=200), {}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}
