@@ -58,6 +58,7 @@ __all__ = [
     "fit_predict",
     "group_scores",
     "label_source",
+    "prepare_annotators",
     "require_fairlearn",
 ]
 
@@ -246,6 +247,15 @@ def _group_view(dataset: Dataset) -> Dataset:
     p = dataset.params
     params = {f"{k}_labels": p.get(f"{k}_groups") for k in ("train", "test", "pool")}
     return dataclasses.replace(dataset, name=f"{dataset.name}-groups", params=params)
+
+
+def prepare_annotators(dataset: Dataset) -> None:
+    """Train (or load) the annotators of an image dataset once, before workers start."""
+    from autophagy.metrics.classifier import DatasetClassifier
+
+    DatasetClassifier.for_dataset(dataset)
+    if has_groups(dataset):
+        DatasetClassifier.for_dataset(_group_view(dataset))
 
 
 class Labelled:
