@@ -296,15 +296,17 @@ class Labelled:
             self._annotators[what] = DatasetClassifier.for_dataset(ds)
         return self._annotators[what]
 
-    def label(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(features, labels, groups or None) of samples ``x`` in the dataset's shape."""
+    def label(self, x: np.ndarray, groups: bool = True
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(features, labels, groups or None) of samples ``x`` in the dataset's shape; the
+        group annotator runs only when ``groups`` is asked for."""
         p = self.ctx.dataset.params
         if self.source == "column":
             g = p.get("group_column")
             return (_features(self.ctx.dataset, x), _column(x, p["label_column"], self.n_classes),
                     None if g is None else _column(x, g, self.n_groups))
-        groups = self.annotator("groups").predict(x) if self.n_groups else None
-        return _features(self.ctx.dataset, x), self.annotator("labels").predict(x), groups
+        g = self.annotator("groups").predict(x) if self.n_groups and groups else None
+        return _features(self.ctx.dataset, x), self.annotator("labels").predict(x), g
 
 
 def labelled(ctx: EvalContext) -> Labelled:
@@ -317,7 +319,8 @@ def labelled(ctx: EvalContext) -> Labelled:
 def _scores(ctx: EvalContext, prefix: str) -> dict[str, float]:
     lab = labelled(ctx)
     x = ctx.samples if prefix == "tstr" else ctx.train
-    feats, y, _ = ctx.memo(f"downstream:labels:{prefix}", lambda: lab.label(np.asarray(x)))
+    feats, y, _ = ctx.memo(f"downstream:labels:{prefix}",
+                           lambda: lab.label(np.asarray(x), groups=prefix == "tstr"))
     seed = int(metric_rng(ctx, SEED_STREAM).integers(2**31 - 1))
     (proba,) = fit_predict(lab.kind, feats, y, [lab.x_test], seed=seed, n_classes=lab.n_classes)
     pred = proba.argmax(1)
