@@ -46,8 +46,8 @@ IMAGE_OPTIONS = {
     "gaussian": {},
     "kde": {},
 }
-NEEDS_A_PATH = {"file", "cifar10", "image_folder"}
-CLASSIFIER_METRICS = {"class_kl", "classes_covered"}
+NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20"}
+CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy"}
 """Train the digits classifier (about 20 s on 2 cores): covered by the classifier tests."""
 
 
@@ -113,6 +113,8 @@ def _metric_setting(name, digits):
         return data, {"model": build_model("categorical", {"grid": 0.5}).fit(data.train, rng=None)}
     if name == "acceptance_rate":
         return None, {"policy_state": {"acceptance_rate": 0.25}}
+    if "labels" in METRICS[name].needs:  # downstream metrics: labels and groups as columns
+        return load_dataset("minority_modes", n_train=200, n_test=200), {}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}

@@ -97,11 +97,15 @@ class EvalSettings:
     features: str = "auto"
     inception: str | None = None
     compare_to: str = "test"
+    downstream: dict[str, Any] = field(default_factory=dict)
+    """The downstream metrics' classifier and label source (config ``eval.downstream``)."""
 
     @classmethod
     def from_config(cls, section: Any) -> EvalSettings:
         """From the config's ``eval`` section (the fields of the same names)."""
         fields = {k: getattr(section, k) for k in cls.__dataclass_fields__ if hasattr(section, k)}
+        if hasattr(fields.get("downstream"), "model_dump"):
+            fields["downstream"] = fields["downstream"].model_dump()
         if fields.get("metrics") is not None:
             fields["metrics"] = tuple(fields["metrics"])
         return cls(**fields)
@@ -155,6 +159,8 @@ def _evaluate(
     policy=None,
     compare_to="test",
     policy_state=None,
+    train=None,
+    downstream=None,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -180,6 +186,8 @@ def _evaluate(
         held_out_features=held_out_features,
         policy=policy,
         policy_state=dict(policy_state or {}) if generation else {},
+        train=train,
+        downstream=downstream or {},
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -226,6 +234,8 @@ class CellRun:
         """The next generation to run."""
         self.status: str | None = None
         self.message = ""
+        self.train: np.ndarray | None = None
+        """The training set of the generation being fitted (the downstream metrics read it)."""
         resumed = store.latest() if store is not None else None
         if resumed is not None:
             last, payload = resumed
@@ -250,6 +260,7 @@ class CellRun:
         generation, real = self.generation, self.dataset.train
         if generation == 0:
             self._step("fitting generation 0 on real data")
+            self.train = real
             return real, False, self.loop.initial_budget
         self._step(f"generation {generation}: sampling and refitting")
         n_synth = self.policy.n_synthetic(len(real))
@@ -263,6 +274,7 @@ class CellRun:
         train, self.state = self.policy.next_training_set(
             real, synth, self.state, rng=self.rng, pool=self.dataset.pool, **more
         )
+        self.train = train
         return train, self.loop.warm_start, self.loop.budget
 
     def _draw(self, m: int) -> np.ndarray:
@@ -297,6 +309,8 @@ class CellRun:
             policy=self.policy,
             compare_to=self.eval.compare_to,
             policy_state=self.state,
+            train=self.train,
+            downstream=self.eval.downstream,
         )
         self.rows.extend(new_rows)
         if self.store is not None:
