@@ -138,7 +138,7 @@ def theory_stability(
 
 def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
     """``theory stability --run``: the per-lambda tables of a finished run."""
-    from autophagy.analysis.stability import run_constants, stability_tables
+    from autophagy.analysis.stability import run_constants, run_family, stability_tables
     from autophagy.report.stability import print_stability
     from autophagy.run.cells import build_dataset
     from autophagy.store import RunStore
@@ -148,16 +148,17 @@ def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
         fail("--L, --eps and --alpha go together with --run (give all three)")
     try:
         store = RunStore.open(run_dir)
+        config = store.config()
         if any(v is not None for v in given.values()):
             constants = {**given, "source": "given on the command line"}
         else:
-            constants = run_constants(store.config(), build_dataset)
-        tables = stability_tables(store.results(), constants)
+            constants = run_constants(config, build_dataset)
+        tables = stability_tables(store.results(), constants, family=run_family(config))
     except (FileNotFoundError, AutophagyError) as err:
         fail(str(err))
     if not tables:
-        fail(f"{run_dir}: no distance to the fixed point was measured (theta_distance, "
-             "gen0_mmd2); add them to eval.metrics", code=1)
+        fail(f"{run_dir}: no distance to the fixed point was measured (function_distance, "
+             "theta_distance, gen0_mmd2); add them to eval.metrics", code=1)
     print_stability(tables, console=commands.console)
 
 

@@ -188,6 +188,9 @@ DEFAULT_METRICS: list[str] = [
     "cov_trace_ratio",
     "theta_distance",
     "theta_step",
+    "function_distance",
+    "function_step",
+    "function_lag2",
     "gen0_mmd2",
     "step_mmd2",
 ]

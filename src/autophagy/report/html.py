@@ -296,11 +296,16 @@ def write_report(
             "count in the curves, see the cells table."
         )
 
-    from autophagy.report.stability import plot_stability, stability_html, stability_tables
+    from autophagy.report.stability import (
+        one_seed,
+        plot_stability,
+        stability_html,
+        stability_tables,
+    )
 
     tables = stability_tables(metrics) if stability is None else list(stability)
     stability_png = None
-    if tables:
+    if tables and not one_seed(tables):
         styles = label_styles(cells, metrics)  # a comparison: one marker per run
         stability_png = save_figure(plot_stability(tables, styles), fig_dir / "stability.png")
     html = render_html(

@@ -28,6 +28,9 @@ from autophagy.report import marks
 from autophagy.report.runs import RunStyle, base_label, run_legend
 
 __all__ = [
+    "agreement_line",
+    "disagreements",
+    "one_seed",
     "DISTANCES",
     "plot_stability",
     "print_stability",
@@ -105,17 +108,78 @@ def _short(row: Any) -> tuple[str, str]:
     return rho, plateau
 
 
-def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None) -> None:
-    """The per-lambda tables in the terminal, after the verdicts (measured rho ± half the
-    interval, plateau ± one standard error; ``theory``: the Gaussian MLE's expected plateau;
-    ``ρ ours`` is this project's bound, "–" where the paper's condition fails: the HTML report
-    spells it out)."""
+MIN_SEEDS = 2
+"""Seeds a label needs before its measured rho gets an interval worth printing."""
+
+
+def one_seed(tables: Sequence[pd.DataFrame]) -> bool:
+    """Whether no label of the tables has :data:`MIN_SEEDS` seeds: a jackknife over one seed's
+    generations gives numbers, but no interval a reader should act on."""
+    return all(int(t["n_seeds"].max()) < MIN_SEEDS for t in tables if len(t))
+
+
+def seeds_line(tables: Sequence[pd.DataFrame]) -> str:
+    n = max((int(t["n_seeds"].max()) for t in tables if len(t)), default=0)
+    return (f"Stability: needs {MIN_SEEDS} or more seeds for an interval of the contraction "
+            f"factor (this run has {n}); rerun with --set 'seed=[0,1,2]'.")
+
+
+VERDICT_MATCH = {"stable": "stable", "collapsing": "unstable", "drifting": "unstable"}
+"""The stability table's observed verdict that agrees with each verdict of the verdict table
+(``diverged`` and ``n/a`` have none)."""
+
+
+def disagreements(verdicts: pd.DataFrame, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(label, verdict, observed)`` for each curve whose verdict (the verdict metric's level,
+    last generations against generation 0) and measured stability (the distance to the fixed
+    point contracting) say different things."""
+    observed = dict(zip(table["label"], table["observed"], strict=True))
+    out = []
+    for label, verdict in zip(verdicts["label"], verdicts["verdict"], strict=True):
+        want = VERDICT_MATCH.get(str(verdict))
+        got = observed.get(label)
+        if want is not None and got is not None and got != want:
+            out.append((str(label), str(verdict), str(got)))
+    return out
+
+
+def agreement_line(verdicts: pd.DataFrame, table: pd.DataFrame) -> str:
+    """One line: the verdicts and the stability table agree, or where and why they differ."""
+    found = disagreements(verdicts, table)
+    if not found:
+        return "Verdicts and stability agree on every curve."
+    curves = ", ".join(f"{label} ({verdict} vs {observed})" for label, verdict, observed in found)
+    why = []
+    if any(observed == "inconclusive" for _, _, observed in found):
+        why.append("an interval of rho too wide to call (more seeds or generations narrow it)")
+    if any(observed != "inconclusive" for _, _, observed in found):
+        why.append("the verdict reads the level of its metric against generation 0, the "
+                   "stability table whether the distance to the fixed point contracts")
+    return f"Verdicts and stability differ on {curves}: " + "; ".join(why) + "."
+
+
+def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None,
+                    verdicts: pd.DataFrame | None = None) -> None:
+    """The stability table of the family's own distance in the terminal, after the verdicts
+    (measured rho ± half the interval, plateau ± one standard error; ``theory``: the Gaussian
+    MLE's expected plateau; ``ρ ours`` is this project's bound, "–" where the paper's condition
+    fails: the HTML report spells it out), then one line on whether it agrees with
+    ``verdicts``. The other distances are in the report; a one-seed run gets one line instead
+    (:func:`seeds_line`)."""
     console = console or Console()
-    for table in tables:
+    if not tables:
+        return
+    if one_seed(tables):
+        console.print(seeds_line(tables), markup=False, highlight=False, soft_wrap=True)
+        return
+    primary = [t for t in tables if t.attrs.get("primary", True)][:1] or list(tables[:1])
+    for table in primary:
         a = table.attrs
         theory = bool(table["plateau_theory"].notna().any())
+        why = f"; {a['why']}" if a.get("why") else ""
         rich_table = Table(
-            title=f"Stability on {a['distance']} ({a.get('what', '')}): theorem vs measurement",
+            title=f"Stability on {a['distance']} ({a.get('what', '')}{why}): theorem vs "
+                  "measurement",
             title_justify="left",
             caption=stability_caption(table),
             caption_justify="left",
@@ -135,14 +199,25 @@ def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None =
             cells += [_num(row.plateau_theory)] if theory else []
             rich_table.add_row(*cells, f"[{color}]{row.observed}[/]")
         console.print(rich_table)
+    others = [f"{t.attrs['distance']} ({t.attrs.get('what', '')})" for t in tables
+              if t is not primary[0]]
+    lines = []
+    if verdicts is not None and len(verdicts):
+        lines.append(agreement_line(verdicts, primary[0]))
+    if others:
+        lines.append("Also measured, in report.html: " + ", ".join(others) + ".")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = None) -> str:
     """The report's section: the figure, one table per distance, and how to read them."""
     if not tables:
         return ("<section><h2>Stability</h2><p>No distance to the fixed point was measured "
-                "(add theta_distance and theta_step, or gen0_mmd2 and step_mmd2, to "
-                "eval.metrics).</p></section>")
+                "(add function_distance and function_step, theta_distance and theta_step, or "
+                "gen0_mmd2 and step_mmd2, to eval.metrics).</p></section>")
+    if one_seed(tables):
+        return f"<section><h2>Stability</h2><p>{escape(seeds_line(tables))}</p></section>"
     parts = ["<section><h2>Stability: the theorem against the run</h2>"]
     if figure is not None and Path(figure).is_file():
         data = base64.b64encode(Path(figure).read_bytes()).decode("ascii")
@@ -171,8 +246,10 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
                           for i, c in enumerate(cells))
             rows.append(f'<tr>{tds}<td class="{klass}">{row.observed}</td></tr>')
         header = "".join(f"<th>{h}</th>" for h in head)
+        verdict = (f" (the verdict's distance: {escape(a['why'])})"
+                   if a.get("primary") and a.get("why") else "")
         parts.append(
-            f"<h3>{escape(a['distance'])}: {escape(a.get('what', ''))}</h3>"
+            f"<h3>{escape(a['distance'])}: {escape(a.get('what', ''))}{verdict}</h3>"
             f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p>{escape(stability_caption(table))} Measured rho: {escape(a['method'])} "
             f"estimate pooled over seeds and generations, interval over {escape(a['ci_over'])} "
