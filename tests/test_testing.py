@@ -101,6 +101,10 @@ def _metric_setting(name, digits):
     if name in ("test_error", "test_mse"):
         data = load_dataset("linear_regression", n_train=128, n_test=64)
         return data, {"model": build_model("linear_regression").fit(data.train)}
+    if name.startswith("function_"):  # function space: a network family
+        data = load_dataset("moons", n_train=128, n_test=64)
+        flow = build_model("nsf", {"initial_budget": 256, "device": "cpu"})
+        return data, {"model": flow.fit(data.train, rng=np.random.default_rng(0))}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}
