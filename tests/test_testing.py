@@ -115,6 +115,10 @@ def _metric_setting(name, digits):
         return None, {"policy_state": {"acceptance_rate": 0.25}}
     if "labels" in METRICS[name].needs:  # downstream metrics: labels and groups as columns
         return load_dataset("minority_modes", n_train=200, n_test=200), {}
+    if name.startswith("function_"):  # function space: a network family
+        data = load_dataset("moons", n_train=128, n_test=64)
+        flow = build_model("nsf", {"initial_budget": 256, "device": "cpu"})
+        return data, {"model": flow.fit(data.train, rng=np.random.default_rng(0))}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}

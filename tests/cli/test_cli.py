@@ -56,8 +56,9 @@ def test_run_writes_config_metrics_checkpoints_figures_and_report(tiny_run):
     assert "Verdicts on w2" in output
     assert (out / "config.yaml").exists() and (out / "report.html").exists()
     metrics = pd.read_parquet(out / "metrics.parquet")
-    # 2 policies' cells (mixed 0.5, fully_synthetic) x 2 seeds x 3 generations x 3 metrics
-    assert len(metrics) == 2 * 2 * 3 * 3
+    # 2 policies' cells (mixed 0.5, fully_synthetic) x 2 seeds x 3 generations x 3 metrics,
+    # + theta_distance and theta_step, which every mixing policy measures
+    assert len(metrics) == 2 * 2 * 3 * (3 + 2)
     assert set(metrics.label) == {"mixed λ=0.5", "fully_synthetic"}
     assert np.isfinite(metrics.value).all()
     cells = sorted(p.name for p in (out / "cells").iterdir())

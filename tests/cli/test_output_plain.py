@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from autophagy.analysis.stability import run_constants, stability_tables
+from autophagy.analysis.stability import run_constants, run_family, stability_tables
 from autophagy.cli import app
 from autophagy.report.stability import stability_caption
 from autophagy.run.cells import build_dataset
@@ -55,12 +55,16 @@ def test_off_a_terminal_the_header_and_the_report_line_keep_the_whole_path(long_
 def test_off_a_terminal_stability_captions_are_one_line(long_run):
     out, output = long_run
     store = RunStore.open(out)
-    tables = stability_tables(store.results(), run_constants(store.config(), build_dataset))
-    assert tables
+    config = store.config()
+    tables = stability_tables(store.results(), run_constants(config, build_dataset),
+                              family=run_family(config))
+    assert len(tables) > 1
     lines = [line.rstrip() for line in output.splitlines()]
-    for table in tables:
-        caption = re.sub(r"\[/?[a-z ]*\]", "", stability_caption(table))  # rich markup, if any
-        assert len(caption) > 80 and caption in lines, (caption, output)
+    # the terminal prints the family's own table; its caption and the lines after it are whole
+    caption = re.sub(r"\[/?[a-z ]*\]", "", stability_caption(tables[0]))  # rich markup, if any
+    assert len(caption) > 80 and caption in lines, (caption, output)
+    others = ", ".join(f"{t.attrs['distance']} ({t.attrs['what']})" for t in tables[1:])
+    assert f"Also measured, in report.html: {others}." in lines
 
 
 def test_columns_sets_a_width_where_someone_asks_for_one(long_run):

@@ -159,7 +159,7 @@ def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
     if not tables:
         fail(f"{run_dir}: no distance to the fixed point was measured (function_distance, "
              "theta_distance, gen0_mmd2); add them to eval.metrics", code=1)
-    print_stability(tables, console=commands.console)
+    print_stability(tables, console=commands.console, every=True)
 
 
 @theory_app.command("kde")

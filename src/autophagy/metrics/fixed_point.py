@@ -252,12 +252,12 @@ def _function_distances(ctx: EvalContext) -> dict[str, float]:
                                            np.asarray(ctx.held_out), np.asarray(ctx.samples))
         values = np.asarray(ctx.model.function_values(probes), dtype=np.float64)
         state["function"] = {"probes": probes, "star": values, "prev": values}
-        return {"function_distance": 0.0, "function_step": 0.0, "function_lag2": np.nan}
+        return {"function_distance": 0.0, "function_step": 0.0, "function_lag2": 0.0}
     values = np.asarray(ctx.model.function_values(saved["probes"]), dtype=np.float64)
-    before = saved.get("prev2")
+    before = saved.get("prev2", saved["star"])  # generation 1: as if generation -1 were 0
     out = {"function_distance": float(np.linalg.norm(values - saved["star"])),
            "function_step": float(np.linalg.norm(values - saved["prev"])),
-           "function_lag2": np.nan if before is None else float(np.linalg.norm(values - before))}
+           "function_lag2": float(np.linalg.norm(values - before))}
     saved["prev2"], saved["prev"] = saved["prev"], values
     return out
 
@@ -356,8 +356,9 @@ FIXED_POINT_METRICS: list[Metric] = [
     ),
     FUNCTION.metric(
         "function_lag2",
-        description=("||f_t - f_{t-2}||: function-space step of two generations (from generation "
-                     "2), for the variogram estimate of the contraction factor"),
+        description=("||f_t - f_{t-2}||: function-space step of two generations (generation 0 "
+                     "standing in for t - 2 < 0), for the variogram estimate of the contraction "
+                     "factor"),
         applies=_has_function_space,
         title="function-space step of two generations",
         order=169.5,

@@ -316,7 +316,7 @@ def write_report(
         cells=cells,
         notes=notes,
         colors=colors,
-        sections=[stability_html(tables, stability_png)],
+        sections=[stability_html(tables, stability_png, verdicts=summary)],
     )
     return atomic_write_text(out_dir / "report.html", html)
 

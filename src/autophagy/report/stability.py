@@ -159,21 +159,22 @@ def agreement_line(verdicts: pd.DataFrame, table: pd.DataFrame) -> str:
 
 
 def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None,
-                    verdicts: pd.DataFrame | None = None) -> None:
+                    verdicts: pd.DataFrame | None = None, every: bool = False) -> None:
     """The stability table of the family's own distance in the terminal, after the verdicts
     (measured rho ± half the interval, plateau ± one standard error; ``theory``: the Gaussian
     MLE's expected plateau; ``ρ ours`` is this project's bound, "–" where the paper's condition
     fails: the HTML report spells it out), then one line on whether it agrees with
-    ``verdicts``. The other distances are in the report; a one-seed run gets one line instead
+    ``verdicts``. The other distances are in the report (``every``: printed too); a one-seed
+    run gets one line instead
     (:func:`seeds_line`)."""
     console = console or Console()
     if not tables:
         return
     if one_seed(tables):
-        console.print(seeds_line(tables), markup=False, highlight=False, soft_wrap=True)
+        console.print(seeds_line(tables), markup=False, highlight=False)
         return
     primary = [t for t in tables if t.attrs.get("primary", True)][:1] or list(tables[:1])
-    for table in primary:
+    for table in tables if every else primary:
         a = table.attrs
         theory = bool(table["plateau_theory"].notna().any())
         why = f"; {a['why']}" if a.get("why") else ""
@@ -200,18 +201,20 @@ def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None =
             rich_table.add_row(*cells, f"[{color}]{row.observed}[/]")
         console.print(rich_table)
     others = [f"{t.attrs['distance']} ({t.attrs.get('what', '')})" for t in tables
-              if t is not primary[0]]
+              if t is not primary[0] and not every]
     lines = []
     if verdicts is not None and len(verdicts):
         lines.append(agreement_line(verdicts, primary[0]))
     if others:
         lines.append("Also measured, in report.html: " + ", ".join(others) + ".")
     for line in lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(line, markup=False, highlight=False)
 
 
-def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = None) -> str:
-    """The report's section: the figure, one table per distance, and how to read them."""
+def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = None, *,
+                   verdicts: pd.DataFrame | None = None) -> str:
+    """The report's section: the figure, one table per distance (the family's own first), how
+    to read them, and whether the first agrees with ``verdicts`` (:func:`agreement_line`)."""
     if not tables:
         return ("<section><h2>Stability</h2><p>No distance to the fixed point was measured "
                 "(add function_distance and function_step, theta_distance and theta_step, or "
@@ -219,6 +222,8 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
     if one_seed(tables):
         return f"<section><h2>Stability</h2><p>{escape(seeds_line(tables))}</p></section>"
     parts = ["<section><h2>Stability: the theorem against the run</h2>"]
+    if verdicts is not None and len(verdicts):
+        parts.append(f"<p><strong>{escape(agreement_line(verdicts, tables[0]))}</strong></p>")
     if figure is not None and Path(figure).is_file():
         data = base64.b64encode(Path(figure).read_bytes()).decode("ascii")
         parts.append(

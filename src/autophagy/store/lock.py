@@ -29,13 +29,14 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from autophagy.errors import AutophagyError, WriteError
+from autophagy.errors import AutophagyError, StoreError, WriteError
 
 NAME = ".lock"
 """The lock file in the run directory (hidden: manifests and ``verify`` skip dot files)."""
@@ -73,6 +74,8 @@ class Holder:
     def read(cls, path: Path) -> Holder | None:
         """The record in ``path``, or ``None`` if there is none (empty, missing, not ours)."""
         try:
+            if not Path(path).is_file():  # a FIFO would block the read forever
+                return None
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -129,9 +132,13 @@ class RunLock:
             WriteError: the lock file cannot be created (a read-only or full file system).
         """
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
         except OSError as err:
             raise WriteError.of(err, self.path) from err
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a received FIFO, socket or device
+            os.close(fd)
+            raise StoreError(f"{self.path}: the run's lock file is not a regular file (a FIFO, "
+                             "socket or device); remove it, then run the command again")
         try:
             for attempt in range(attempts):
                 try:
@@ -196,10 +203,12 @@ def holder(root: Path) -> Holder | None:
     """
     path = Path(root) / NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the probe
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # not a lock any writer of ours holds
+            return None
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         record = Holder.read(path)
