@@ -124,8 +124,8 @@ def gensim_documents(corpus: str) -> list[str]:
     folder = gensim_data_folder()
     docs: list[str] = []
     for name in GENSIM_CORPORA[corpus]:
-        docs += [line.strip() for line in read_text_file(folder / name, "data.name", "latin-1").splitlines()
-                 if line.strip()]
+        text = read_text_file(folder / name, "data.name", "latin-1")
+        docs += [line.strip() for line in text.splitlines() if line.strip()]
     return docs
 
 

@@ -27,6 +27,7 @@ from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.metrics.regression import REGRESSION_METRICS
+from autophagy.metrics.text import TEXT_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
 
@@ -160,6 +161,7 @@ for _metric in [
     *REWARD_METRICS,
     *SUPPORT_METRICS,
     *REGRESSION_METRICS,
+    *TEXT_METRICS,
 ]:
     register_metric(_metric)
 del _metric

@@ -94,6 +94,7 @@ class _Level:
         self.start = start
         self.stop = np.append(start[1:], len(keys))
         self.totals = np.add.reduceat(counts, start) if len(keys) else counts[:0]
+        self.cum = np.cumsum(counts)
 
     def context_rows(self, ctx_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(index into the contexts, whether found) of each context key."""
@@ -272,8 +273,13 @@ class NGram:
         if start:
             out[:, :start] = prompts[:, :start]
         chunk = max(1, ROW_CHUNK_ELEMENTS // self.vocab_)
+        plain = (float(temperature) == 1.0 and self.add_k == 0 and self.top_k is None
+                 and self.top_p in (None, 1, 1.0))
         for t in range(start, L):
             u = rng.random(n)
+            if plain:  # the exact MLE as it is: a sparse inverse CDF, no dense rows
+                out[:, t] = self._sample_sparse(out[:, max(0, t - (self.order - 1)) : t], u)
+                continue
             # one dense row per distinct context, shared by the blocks that are in it
             contexts, inverse = np.unique(out[:, max(0, t - (self.order - 1)) : t], axis=0,
                                           return_inverse=True)
@@ -288,6 +294,24 @@ class NGram:
                 pick = np.searchsorted(flat, u[rows] + 2.0 * j, side="right") - j * self.vocab_
                 out[rows, t] = np.minimum(pick, self.vocab_ - 1)
         return out
+
+    def _sample_sparse(self, contexts: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """One token after each context from the counts themselves: the ``floor(u * total)``-th
+        occurrence in the context's run of the cumulative counts."""
+        level, index = self._backoff(self._padded(contexts), 1)
+        level, index = level[:, 0], index[:, 0]
+        tokens = np.zeros(len(contexts), dtype=np.int64)
+        for m in range(1, self.order + 1):
+            lv = self.levels_[m - 1]
+            rows = np.flatnonzero(level == m - 1)
+            if not len(rows):
+                continue
+            i = index[rows]
+            first = lv.start[i]
+            r = np.minimum(np.floor(u[rows] * lv.totals[i]).astype(np.int64), lv.totals[i] - 1)
+            e = np.searchsorted(lv.cum, lv.cum[first] - lv.counts[first] + r, side="right")
+            tokens[rows] = lv.keys[e] % self.base
+        return tokens
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
