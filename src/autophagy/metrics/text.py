@@ -9,6 +9,7 @@ What the papers measured, each a number per generation:
   it finds very unlikely; :func:`block_perplexities` gives the whole histogram);
 - ``zero_prob``: the share of held-out tokens the model gives probability 0 (an exact MLE that
   lost them: the tail that vanished);
+- ``model_types``: the types the model gives positive probability (an exact MLE's support);
 - ``types``, ``distinct_1``, ``distinct_2``: distinct tokens, and distinct n-grams per n-gram in
   the samples (Li et al. 2016's distinct-n);
 - ``unigram_kl``, ``bigram_kl``: KL(real || samples) of token and bigram frequencies, add-1/2 on
@@ -155,7 +156,15 @@ def _has_reference(ctx: EvalContext) -> bool:
     return _scores(ctx) and ctx.reference.get("model") is not None
 
 
+def _model_types(ctx: EvalContext) -> float:
+    return float(ctx.model.support_size())
+
+
 TEXT_METRICS: list[Metric] = [
+    Metric("model_types", _model_types, description=(
+        "types of positive probability under the model (its support: lost types are gone)"),
+        applies=lambda ctx: _is_text(ctx) and callable(getattr(ctx.model, "support_size", None)),
+        lower_is_better=False, title="types in the model", order=309),
     TEXT_MODEL.metric("perplexity", description=(
         "held-out perplexity per token (probabilities mixed with 1e-3 of uniform)"),
         applies=_scores, title="held-out perplexity", order=300),

@@ -137,6 +137,25 @@ class NGram:
         self.order, self.add_k, self.vocab_size = order, float(add_k), vocab_size
         self.top_k, self.top_p, self.prompt_len = top_k, top_p, prompt_len
 
+    @property
+    def closed_form(self) -> str | None:
+        """``"unigram"`` for the exact MLE unigram sampled as it is (the categorical the closed
+        forms of :mod:`autophagy.theory.text` are exact for); else ``None``."""
+        plain = (self.order == 1 and self.add_k == 0 and self.top_k is None
+                 and self.top_p in (None, 1, 1.0) and self.prompt_len == 0)
+        return "unigram" if plain else None
+
+    def support_size(self) -> int:
+        """Types of positive probability (all V with add-k smoothing)."""
+        return self.vocab_ if self.add_k > 0 else int(len(self.levels_[0].keys))
+
+    def unigram_counts(self) -> np.ndarray:
+        """The fitted unigram counts of every type (V,)."""
+        lv = self.levels_[0]
+        out = np.zeros(self.vocab_, dtype=np.int64)
+        out[lv.keys[lv.keys < self.vocab_]] = lv.counts[lv.keys < self.vocab_]
+        return out
+
     # ------------------------------------------------------------------ counting
     @property
     def base(self) -> int:
