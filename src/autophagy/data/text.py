@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from autophagy.atomic import atomic_write_text
 from autophagy.data.base import Dataset
 from autophagy.data.points import check_int, check_number
 from autophagy.errors import InputError
@@ -176,8 +177,6 @@ def train_tokenizer(documents: list[str], kind: str, vocab_size: int, min_count:
                 special_tokens=list(SPECIALS), show_progress=False,
                 initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
         tokenizer.train_from_iterator(documents, trainer=trainer)
-        from autophagy.atomic import atomic_write_text
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, tokenizer.to_str())
     got = tokenizer.get_vocab_size()

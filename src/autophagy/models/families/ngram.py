@@ -334,13 +334,16 @@ class NGram:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"vocab": self.vocab_, "block_len": self.block_len,
-                                 "prompts": self.prompts_.copy()}
+        state: dict[str, Any] = {"order": self.order, "add_k": self.add_k, "vocab": self.vocab_,
+                                 "block_len": self.block_len, "prompts": self.prompts_.copy()}
         for m, lv in enumerate(self.levels_, start=1):
             state[f"keys_{m}"], state[f"counts_{m}"] = lv.keys.copy(), lv.counts.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state.get("order", self.order)) != self.order:
+            raise InputError(f"the state is of an order-{state['order']} model, this one is of "
+                             f"order {self.order}")
         self.vocab_ = int(state["vocab"])
         self.block_len = int(state["block_len"])
         self.prompts_ = np.asarray(state["prompts"], dtype=np.int64)
@@ -355,8 +358,7 @@ class NGram:
         cached = getattr(self, "_reference", None)
         if cached is not None and cached[0] is state:
             return cached[1]
-        other = NGram(self.order, self.add_k, self.vocab_size, self.top_k, self.top_p,
-                      self.prompt_len)
+        other = NGram(int(state.get("order", self.order)), float(state.get("add_k", self.add_k)))
         other.load_state_dict(state)
         self._reference = (state, other)
         return other
