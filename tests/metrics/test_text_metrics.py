@@ -49,6 +49,6 @@ def test_perplexities_are_the_smoothed_exponentials_of_the_hand_probabilities():
     assert v["zero_prob"] == 0
     assert 0 < v["next_token_entropy"] <= np.log(3)
     g0 = evaluate(["gen0_ppl"], _ctx(NGram(order=2).fit(REAL), reference=ctx.reference))
-    uni = np.array([[2, 4, 4, 4], [2, 4, 2, 4]]) / 8  # the samples under the unigram reference
+    uni = np.array([[4, 4, 4, 4], [2, 4, 2, 4]]) / 8  # the samples under the unigram reference
     expected = np.exp(-np.log((1 - PPL_UNIFORM) * uni + PPL_UNIFORM / 3).mean())
     assert g0["gen0_ppl"] == pytest.approx(expected)
