@@ -121,8 +121,13 @@ class NGram:
             (taken in turn), as Shumailov et al. generate from real prefixes; 0: unconditioned.
     """
 
-    sampling_temperature = "exact"
     identifiable = True
+
+    @property
+    def sampling_temperature(self) -> str:
+        """``"exact"`` for a unigram (i.i.d. tokens: tempering each is tempering the block),
+        else ``"approximate"`` (each next-token distribution is tempered, as LMs sample)."""
+        return "exact" if self.order == 1 else "approximate"
 
     def __init__(self, order: int = 2, add_k: float = 0.0, vocab_size: int | None = None,
                  top_k: int | None = None, top_p: float | None = None, prompt_len: int = 0):
