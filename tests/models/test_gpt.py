@@ -81,6 +81,10 @@ def test_beam_search_continues_each_real_prefix(blocks):
     x = model.sample(5, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(x[:, :3], blocks.train[:5, :3])
     np.testing.assert_array_equal(x, model.sample(5, rng=np.random.default_rng(9)))  # no dice
+    whole = GPT(**TINY, prompt_len=8, keep_prompt=False)  # Shumailov: the next block, alone
+    whole.fit(blocks.train, budget=64, rng=np.random.default_rng(0))
+    y = whole.sample(5, rng=np.random.default_rng(0))
+    assert y.shape == (5, 8) and not (y == blocks.train[:5]).all()
 
 
 def test_a_folder_that_is_not_a_causal_lm_is_refused_in_one_line(tmp_path):

@@ -66,7 +66,7 @@ _FAMILIES = {
     "gpt": (
         "autophagy.models.families.gpt:GPT",
         "Causal transformer: GPT-2 style from a transformers config, or a local pretrained "
-        "causal LM (init_checkpoint); needs the [text] extra",
+        "causal LM (init_checkpoint); needs the 'text' extra",
     ),
 }
 

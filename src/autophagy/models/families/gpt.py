@@ -85,6 +85,9 @@ class GPT:
         lr, batch_size, warmup, grad_clip, weight_decay, ema, device, mixed_precision: the
             trainer's (:class:`~autophagy.models.training.trainer.TrainConfig`).
         top_k, top_p, num_beams, repetition_penalty, prompt_len: generation (see above).
+        keep_prompt: a block is the real prefix and its continuation (``True``), or only the
+            ``block_len`` tokens generated after it (``False``: Shumailov et al. give the whole
+            64-token block and keep the next 64, ``prompt_len`` = ``block_len``).
         use_cache: key-value cache while generating (off: recompute every prefix).
         sample_batch_size: blocks generated (and scored) at a time.
     """
@@ -99,7 +102,8 @@ class GPT:
                  weight_decay: float = 0.0, ema: float = 0.0, device: str = "auto",
                  mixed_precision: bool = False, top_k: int | None = None,
                  top_p: float | None = None, num_beams: int = 1,
-                 repetition_penalty: float = 1.0, prompt_len: int = 0, use_cache: bool = True,
+                 repetition_penalty: float = 1.0, prompt_len: int = 0,
+                 keep_prompt: bool = True, use_cache: bool = True,
                  sample_batch_size: int = 256):
         _transformers()
         for name, value in (("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd),
@@ -123,6 +127,7 @@ class GPT:
                                         device=device, mixed_precision=mixed_precision)
         self.top_k, self.top_p, self.num_beams = top_k, top_p, num_beams
         self.repetition_penalty, self.prompt_len = float(repetition_penalty), prompt_len
+        self.keep_prompt = bool(keep_prompt)
         self.use_cache, self.sample_batch_size = use_cache, sample_batch_size
 
     # ------------------------------------------------------------------ network
@@ -132,7 +137,9 @@ class GPT:
             return tf.AutoModelForCausalLM.from_pretrained(str(Path(self.init_checkpoint)
                                                                .expanduser()),
                                                            dtype=torch.float32)
-        config = tf.GPT2Config(vocab_size=self.vocab_ + 1, n_positions=self.block_len + 1,
+        extra = 0 if self.keep_prompt else self.prompt_len  # the prompt before a whole block
+        config = tf.GPT2Config(vocab_size=self.vocab_ + 1,
+                               n_positions=self.block_len + 1 + extra,
                                n_embd=self.n_embd, n_layer=self.n_layer, n_head=self.n_head,
                                resid_pdrop=self.dropout, embd_pdrop=self.dropout,
                                attn_pdrop=self.dropout, bos_token_id=self.vocab_,
@@ -142,6 +149,9 @@ class GPT:
     def _setup(self, x: np.ndarray) -> None:
         """Vocabulary, block length, beginning symbol and prompts, at the first fit."""
         self.block_len = int(x.shape[1])
+        if self.prompt_len > self.block_len:
+            raise InputError(f"prompt_len ({self.prompt_len}) is longer than the blocks "
+                             f"({self.block_len} tokens)")
         if self.init_checkpoint is not None:
             config = self.pretrained_config_
             self.vocab_ = int(config.vocab_size)
@@ -233,10 +243,12 @@ class GPT:
                 start = torch.full((b - a, 1), self.bos_, dtype=torch.long)
                 if prompts is not None:
                     start = torch.cat([start, torch.as_tensor(prompts[a:b])], dim=1)
-                new = self.block_len - (start.shape[1] - 1)
+                given = start.shape[1] - 1
+                new = self.block_len - given if self.keep_prompt else self.block_len
                 with self.trainer_.autocast():
                     ids = module.generate(**self._generate_args(start.to(device), new, tau))
-                out[a:b] = ids[:, 1 : self.block_len + 1].cpu().numpy()
+                first = 1 if self.keep_prompt else 1 + given
+                out[a:b] = ids[:, first : first + self.block_len].cpu().numpy()
         return out
 
     def _generate_args(self, start: torch.Tensor, new: int, tau: float) -> dict[str, Any]:
