@@ -28,6 +28,10 @@ FIGURES = {
     "toy-heat-death-entropy": ("toy-heat-death", "entropy"),
     "toy-curated-reward": ("toy-curated", "reward_mean"),
     "toy-sims-w2": ("toy-sims", "w2"),
+    "text-ngram-gen0-perplexity": ("text-ngram", "gen0_perplexity"),
+    "text-ngram-types": ("text-ngram", "types"),
+    "text-gpt-perplexity": ("text-gpt", "perplexity"),
+    "text-gpt-gen0-perplexity": ("text-gpt", "gen0_perplexity"),
 }
 MAX_WIDTH = 1000
 

@@ -12,7 +12,6 @@ pytest.importorskip("transformers")
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from autophagy.data import load_dataset  # noqa: E402
-from autophagy.errors import InputError  # noqa: E402
 from autophagy.loop import EvalSettings, LoopSettings, run_cell  # noqa: E402
 from autophagy.models import build_model  # noqa: E402
 from autophagy.models.families.gpt import GPT  # noqa: E402
@@ -93,12 +92,12 @@ def test_a_folder_that_is_not_a_causal_lm_is_refused_in_one_line(tmp_path):
         tmp_path / "bert")
     with pytest.raises(ArgumentError, match=r"is a BertModel, not a causal language model"):
         build_model("gpt", {"init_checkpoint": str(tmp_path / "bert")})
-    with pytest.raises(InputError, match=r"^model.init_checkpoint: '.*nowhere' is not a folder"):
+    with pytest.raises(ArgumentError, match=r"^init_checkpoint: '.*nowhere' is not a folder"):
         GPT(init_checkpoint=str(tmp_path / "nowhere"))
 
 
 def test_without_the_text_extra_the_family_is_refused_in_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
-    with pytest.raises(InputError, match=r"^model: the gpt family needs transformers; "
-                                         r"pip install 'autophagy\[text\]'$"):
+    with pytest.raises(ArgumentError, match=r"^name: the gpt family needs transformers; "
+                                            r"pip install 'autophagy\[text\]'$"):
         GPT()

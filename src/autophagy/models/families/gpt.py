@@ -23,6 +23,7 @@ Needs the ``[text]`` extra (``transformers``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autophagy.errors import InputError
+from autophagy.errors import ArgumentError, InputError
 from autophagy.models.families.ngram import check_generation, probe_contexts
 from autophagy.models.training.trainer import TrainConfig, Trainer, resolve_device, torch_generator
 from autophagy.theory.sampling import check_temperature
@@ -44,7 +45,7 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise InputError(f"model: the gpt family needs transformers; {TEXT_EXTRA}") from None
+        raise ArgumentError("name", f"the gpt family needs transformers; {TEXT_EXTRA}") from None
     transformers.logging.set_verbosity_error()
     return transformers
 
@@ -54,13 +55,13 @@ def check_causal_lm(path: str | Path) -> Any:
     tf = _transformers()
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise InputError(f"model.init_checkpoint: {str(p)!r} is not a folder; give the folder "
-                         "a causal LM was saved to (save_pretrained)")
+        raise ArgumentError("init_checkpoint", f"{str(p)!r} is not a folder; give the folder a "
+                            "causal LM was saved to (save_pretrained)")
     try:
         config = tf.AutoConfig.from_pretrained(str(p))
     except (OSError, ValueError) as err:
-        raise InputError(f"model.init_checkpoint: {str(p)!r} holds no transformers model "
-                         f"({str(err).splitlines()[0][:120]})") from None
+        raise ArgumentError("init_checkpoint", f"{str(p)!r} holds no transformers model "
+                            f"({str(err).splitlines()[0][:120]})") from None
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     causal = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type, ())
@@ -68,9 +69,9 @@ def check_causal_lm(path: str | Path) -> Any:
     saved = list(getattr(config, "architectures", None) or [])
     if not causal or (saved and not causal & set(saved)):
         what = saved[0] if saved else type(config).__name__
-        raise InputError(f"model.init_checkpoint: {str(p)!r} is a {what}, not a causal "
-                         "language model; give a folder saved from an AutoModelForCausalLM "
-                         "(GPT-2, OPT, Llama, ...)")
+        raise ArgumentError("init_checkpoint", f"{str(p)!r} is a {what}, not a causal "
+                            "language model; give a folder saved from an AutoModelForCausalLM "
+                            "(GPT-2, OPT, Llama, ...)")
     return config
 
 
@@ -270,7 +271,9 @@ class GPT:
     def _logits(self, module, ids: np.ndarray) -> torch.Tensor:
         device = next(module.parameters()).device
         x = torch.as_tensor(np.minimum(ids, self.vocab_ - 1), dtype=torch.long, device=device)
-        with torch.no_grad(), self.trainer_.autocast():
+        trainer = getattr(self, "trainer_", None)
+        autocast = trainer.autocast() if trainer is not None else contextlib.nullcontext()
+        with torch.no_grad(), autocast:
             return module(input_ids=self._with_bos(x)).logits.float()
 
     def token_log_probs(self, blocks, reference: dict[str, Any] | None = None) -> np.ndarray:
@@ -304,15 +307,21 @@ class GPT:
     def reference_state(self) -> dict[str, Any]:
         """This generation's weights, to score later generations' samples under."""
         module = self.trainer_.eval_module
-        return {"vocab": self.vocab_,
+        return {"vocab": self.vocab_, "bos": self.bos_, "block_len": self.block_len,
                 "module": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}}
 
     def _reference_module(self, state: dict[str, Any]) -> torch.nn.Module:
         cached = getattr(self, "_reference", None)
         if cached is not None and cached[0] is state:
             return cached[1]
-        module = copy.deepcopy(self.trainer_.eval_module)
+        if getattr(self, "trainer_", None) is None:  # a fresh model (the report): its setup
+            self.vocab_, self.bos_ = int(state["vocab"]), int(state["bos"])
+            self.block_len = int(state["block_len"])
+            module = self._build()
+        else:
+            module = copy.deepcopy(self.trainer_.eval_module)
         module.load_state_dict(state["module"])
+        module.to(resolve_device(self.train_config.device))
         module.eval()
         self._reference = (state, module)
         return module
