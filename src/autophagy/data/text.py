@@ -56,6 +56,8 @@ GENSIM_CORPORA = {
     "lee": ("lee_background.cor", "lee.cor"),
     "wiki500": ("head500.noblanks.cor",),
 }
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt",
+                   "merges.txt", "tokenizer.model", "spiece.model")
 TEXT_EXTRA = "pip install 'autophagy[text]'"
 CORPORA_EXTRA = "pip install 'autophagy[corpora]'"
 
@@ -197,6 +199,9 @@ def load_tokenizer(source: str):
     if (p / "tokenizer.json").is_file():
         return tk.Tokenizer.from_file(str(p / "tokenizer.json"))
     if p.is_dir():
+        if not any((p / f).is_file() for f in TOKENIZER_FILES):
+            raise InputError(f"data.options.tokenizer: {str(p)!r} holds no tokenizer (none of "
+                             f"{', '.join(TOKENIZER_FILES)}); give the pretrained model's folder")
         try:
             from transformers import AutoTokenizer
 
