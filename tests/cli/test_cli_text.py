@@ -47,6 +47,9 @@ def test_a_text_run_keeps_its_tokenizer_and_draws_the_gen0_histograms(tmp_path, 
     assert all(re.fullmatch(r"w\d+|\.|<eos>|<unk>", w) for w in words)
     assert (out / "figures" / "gen0_perplexity.png").stat().st_size > 1000
     assert "under the generation-0 model" in (out / "report.html").read_text()
+    again = runner.invoke(app, ["report", str(out)])  # the manifest vouches for tokenizer.json
+    assert again.exit_code == 0, again.output
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 0
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from autophagy.atomic import atomic_write_text
 from autophagy.config import Config
 from autophagy.metrics import resolve_metrics
 from autophagy.run.cells import build_dataset
@@ -18,8 +17,6 @@ from autophagy.run.executors import make_executor
 from autophagy.run.grid import CellSpec, cell_configs, expand_grid, make_batches
 from autophagy.store import RunStore
 
-TOKENIZER = "tokenizer.json"
-"""A text run's tokenizer (HF ``tokenizers`` JSON): the run's token ids mean nothing without it."""
 REAL_POINTS_SAVED = 2000
 """Held-out points kept in the run directory, drawn behind the sample scatter plots."""
 
@@ -57,12 +54,12 @@ def run_experiment(
         from autophagy.run.trackers import prepare_tracker
 
         prepare_tracker(config, store.root)
-    if store.real_points() is None and not (store.root / TOKENIZER).exists():
+    if store.real_points() is None and store.tokenizer() is None:
         dataset = build_dataset(cells[0].config(config), cells[0].seed)
         if dataset.kind == "points":
             store.save_real(dataset.test[:REAL_POINTS_SAVED])
         if isinstance(dataset.params.get("tokenizer"), str):  # a text run keeps its tokenizer
-            atomic_write_text(store.root / TOKENIZER, dataset.params["tokenizer"])
+            store.save_tokenizer(dataset.params["tokenizer"])
     batches = make_batches(config, cells)
     statuses = make_executor(config, len(batches)).run(config, batches, store, emit)
     store.collect_metrics()
