@@ -52,3 +52,19 @@ def test_perplexities_are_the_smoothed_exponentials_of_the_hand_probabilities():
     uni = np.array([[4, 4, 4, 4], [2, 4, 2, 4]]) / 8  # the samples under the unigram reference
     expected = np.exp(-np.log((1 - PPL_UNIFORM) * uni + PPL_UNIFORM / 3).mean())
     assert g0["gen0_ppl"] == pytest.approx(expected)
+
+
+def test_the_function_space_distance_reads_next_token_log_probs_after_probe_contexts():
+    m0 = NGram(order=2).fit(REAL)
+    probes = m0.function_probes(np.random.default_rng(0), REAL, SAMPLES, n=5)
+    assert probes.shape == (5, 3) and np.isin(probes, REAL).all()
+    v0 = m0.function_values(probes)
+    p = m0.next_token_probs(probes)
+    np.testing.assert_allclose(v0, np.log(np.maximum(p, 1e-12)).ravel())
+    ctx = _ctx(m0)
+    assert evaluate(["function_distance"], ctx)["function_distance"] == 0.0
+    star = ctx.reference["fixed_point"]["function"]["star"]
+    moved = NGram(order=2, vocab_size=3).fit(SAMPLES)  # the same vocabulary, as in a loop
+    d = evaluate(["function_distance"], _ctx(moved, reference=ctx.reference))["function_distance"]
+    probes = ctx.reference["fixed_point"]["function"]["probes"]
+    assert d == np.linalg.norm(moved.function_values(probes) - star) > 0

@@ -95,6 +95,8 @@ class GPT:
 
     sampling_temperature = "approximate"  # per-token p^(1/tau), as every LM samples
     identifiable = False
+    function_space = True
+    """Its function-space embedding: next-token log-probabilities after fixed probe contexts."""
 
     def __init__(self, *, n_layer: int = 2, n_head: int = 2, n_embd: int = 64,
                  dropout: float = 0.0, vocab_size: int | None = None,
@@ -349,7 +351,9 @@ class GPT:
         """``n`` probe contexts (n, 8): random windows of the real blocks."""
         return probe_contexts(rng, real, n)
 
-    def function_embedding(self, probes) -> np.ndarray:
+    def function_values(self, probes) -> np.ndarray:
         """Next-token log-probabilities (floored at 1e-12) after each probe, flat float64."""
         p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
         return np.log(np.maximum(p, LOG_FLOOR)).ravel()
+
+    function_embedding = function_values

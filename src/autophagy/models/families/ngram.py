@@ -122,6 +122,8 @@ class NGram:
     """
 
     identifiable = True
+    function_space = True
+    """Its function-space embedding: next-token log-probabilities after fixed probe contexts."""
 
     @property
     def sampling_temperature(self) -> str:
@@ -373,10 +375,12 @@ class NGram:
         """``n`` probe contexts (n, 8): random windows of the real blocks."""
         return probe_contexts(rng, real, n)
 
-    def function_embedding(self, probes) -> np.ndarray:
+    def function_values(self, probes) -> np.ndarray:
         """Next-token log-probabilities (floored at 1e-12) after each probe, flat float64."""
         p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
         return np.log(np.maximum(p, LOG_FLOOR)).ravel()
+
+    function_embedding = function_values
 
 
 def probe_contexts(rng: np.random.Generator, real, n: int = 32,
