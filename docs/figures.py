@@ -33,6 +33,10 @@ FIGURES = {
     "digits-bias-parity": ("digits-bias", "tstr_dp_difference"),
     "toy-minority-worst-group": ("toy-minority", "tstr_worst_group_accuracy"),
     "toy-minority-groups": ("toy-minority", "group_histogram"),
+    "text-ngram-gen0-perplexity": ("text-ngram", "gen0_perplexity"),
+    "text-ngram-types": ("text-ngram", "types"),
+    "text-gpt-perplexity": ("text-gpt", "perplexity"),
+    "text-gpt-gen0-perplexity": ("text-gpt", "gen0_perplexity"),
 }
 MAX_WIDTH = 1000
 

@@ -15,6 +15,7 @@ import torch
 from autophagy.data import DATASETS, DatasetEntry, load_dataset
 from autophagy.errors import AutophagyError, ContractError
 from autophagy.metrics import METRICS, Metric
+from autophagy.metrics.text import TEXT_METRICS
 from autophagy.models import MODELS, build_model
 from autophagy.policies import POLICIES, Policy, parameter
 from autophagy.testing import check, check_dataset, check_metric, check_model, check_policy
@@ -46,8 +47,9 @@ IMAGE_OPTIONS = {
     "gaussian": {},
     "kde": {},
 }
-NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20"}
+NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20", "text"}
 CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy"}
+TEXT_METRIC_NAMES = {m.name for m in TEXT_METRICS}
 """Train the digits classifier (about 20 s on 2 cores): covered by the classifier tests."""
 
 
@@ -57,8 +59,23 @@ def digits():
 
 
 # --- every built-in passes -----------------------------------------------------------------
+TEXT_OPTIONS = {
+    "ngram": {"order": 2, "top_p": 0.9},
+    "gpt": {"n_layer": 1, "n_head": 2, "n_embd": 16, "batch_size": 8, "device": "cpu"},
+}
+
+
 def test_every_registered_model_family_has_tiny_options_here():
-    assert set(MODELS) == set(POINT_OPTIONS)
+    assert set(MODELS) == set(POINT_OPTIONS) | set(TEXT_OPTIONS)
+
+
+@pytest.mark.parametrize("name", TEXT_OPTIONS)
+def test_text_families_pass_check_model_on_zipf_blocks(name):
+    if name == "gpt":
+        pytest.importorskip("transformers")
+    data = load_dataset("zipf", n_train=64, n_test=16, seed=0, vocab_size=50, block_len=8)
+    passed = check_model(name, data, options=TEXT_OPTIONS[name], n=8, budget=64)
+    assert {"state round-trip", "warm start after load", "sample dtype"} <= set(passed)
 
 
 @pytest.mark.parametrize("name", POINT_OPTIONS)
@@ -101,6 +118,9 @@ def _metric_setting(name, digits):
     if name in ("test_error", "test_mse"):
         data = load_dataset("linear_regression", n_train=128, n_test=64)
         return data, {"model": build_model("linear_regression").fit(data.train)}
+    if name in TEXT_METRIC_NAMES:  # token blocks and an n-gram fitted to them
+        data = load_dataset("zipf", n_train=64, n_test=32, vocab_size=40, block_len=8)
+        return data, {"model": build_model("ngram", {"order": 2}).fit(data.train)}
     # the tail metrics (issue 24): a dataset that knows its modes, a mixture, a finite support
     if name in ("modes_covered", "rare_mode_mass", "off_mode_share"):
         return "long_tail", {}

@@ -174,6 +174,9 @@ def _evaluate(
     if generation == 0 and not reference:
         mean, cov = model_moments(model, samples)
         reference.update(mean=mean, cov=cov)
+        snapshot = getattr(model, "reference_state", None)
+        if callable(snapshot):  # what scoring under generation 0 needs (text families)
+            reference["model"] = snapshot()
     ctx = EvalContext(
         model,
         samples,

@@ -201,7 +201,7 @@ def test_generated_train_test_pool_are_disjoint_with_requested_sizes(name):
     assert (len(ds.train), len(ds.test), len(ds.pool)) == (300, 200, 100)
     rows = [tuple(r) for part in (ds.train, ds.test, ds.pool) for r in part]
     assert len(set(rows)) == 600
-    assert ds.name == name and ds.kind == "points"
+    assert ds.name == name and ds.kind == DATASETS[name].kind
 
 
 def test_generated_defaults_are_1000_train_2000_test_and_no_pool():

@@ -237,3 +237,50 @@ def _curves(runs: list[CellRun], what: str) -> np.ndarray:
             raise InputError(f"the {what} loop {result.status}: {result.message}")
         out.append(result.metrics.sort_values("generation")["value"].to_numpy())
     return np.array(out)
+
+
+# ---- the unigram: vanishing tails, against the ngram model through the loop -----------------
+
+
+def unigram_agreement(*, n: int, block_len: int, vocab: int, exponent: float, generations: int,
+                      lam: float | None, seeds: int, seed: int = 0) -> Agreement:
+    """Expected types a refitted unigram keeps and shows (:mod:`autophagy.theory.text`) beside
+    ``seeds`` runs of the ``ngram`` model (order 1) through the loop, on one real sample of
+    ``n`` Zipf blocks, fully synthetic (``lam=None``) or mixed."""
+    from autophagy.models.families.ngram import NGram
+    from autophagy.theory.text import expected_surviving_types, expected_types_seen
+
+    if seeds < 2:
+        raise InputError(f"--seeds: need at least 2 runs, got {seeds}")
+    real = load_dataset("zipf", n_train=n, n_test=2, seed=seed, vocab_size=vocab,
+                        exponent=exponent, block_len=block_len)
+    counts = np.bincount(real.train.ravel(), minlength=vocab)
+    policy = (make_policy("fully_synthetic") if lam is None
+              else make_policy("mixed", **{"lambda": lam}))
+    m = policy.mixing().n_synthetic(n) * block_len
+    anchor = None if lam is None else counts
+    n_eval = n
+    ev = EvalSettings(metrics=("model_types", "types"), n_samples=n_eval)
+    start = time.perf_counter()
+    runs = [CellRun(NGram(order=1), real, policy, LoopSettings(int(generations), s), ev)
+            for s in range(int(seeds))]
+    curves = {name: [] for name in ("model_types", "types")}
+    for result in run_cells(runs):
+        if result.status != "done":
+            raise InputError(f"the unigram loop {result.status}: {result.message}")
+        frame = result.metrics.sort_values("generation")
+        for name in curves:
+            curves[name].append(frame[frame.metric == name]["value"].to_numpy())
+    seconds = time.perf_counter() - start
+    loop = "fully synthetic" if lam is None else f"mixed lambda={lam:g}"
+    out = compare(
+        f"Unigram (ngram order 1), {loop}, {n} blocks of {block_len} Zipf({exponent:g}) tokens "
+        f"on {vocab} types: expected types vs {seeds} runs of the loop ({seconds:.1f} s)",
+        {"E types kept": (expected_surviving_types(counts, m, generations, anchor),
+                          np.array(curves["model_types"])),
+         "E types in samples": (expected_types_seen(counts, m, generations, n_eval * block_len,
+                                                    anchor), np.array(curves["types"]))},
+        generations, seconds, tol=1e-9)
+    out.notes.append("fully synthetic, a lost type is lost for good; with real data none is, "
+                     "and the expected tail mass never moves (a martingale)")
+    return out

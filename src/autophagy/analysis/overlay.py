@@ -94,7 +94,36 @@ def regression_overlay(model: Any, policy: Any, *, dataset: Any, generations: in
                          "value": a * float(first_error) + b * c})
 
 
-OVERLAYS = {"gaussian": gaussian_overlay, "regression": regression_overlay}
+def unigram_overlay(model: Any, policy: Any, *, dataset: Any, generations: int,
+                    temperature: float = 1.0, **_: Any) -> pd.DataFrame | None:
+    """Expected ``model_types`` (types the model keeps) and ``tail_mass`` per generation of an
+    exact unigram cell (:mod:`autophagy.theory.text`), fully synthetic or mixed, at
+    temperature 1; ``None`` otherwise."""
+    from autophagy.theory.text import expected_surviving_types, expected_tail_mass
+
+    mixing: Mixing | None = policy.mixing()
+    if (getattr(model, "closed_form", None) != "unigram" or mixing is None
+            or mixing.anchor not in ("real", "none") or float(temperature) != 1.0):
+        return None
+    from autophagy.metrics.text import TAIL_TOP_K
+
+    real = np.asarray(dataset.train)
+    counts = np.bincount(real.ravel(), minlength=model.vocab_)[: model.vocab_]
+    m = mixing.n_synthetic(len(real)) * real.shape[1]
+    if m < 1:
+        return None
+    anchor = counts if mixing.anchor == "real" else None
+    gens = np.arange(generations + 1)
+    return pd.concat([
+        pd.DataFrame({"generation": gens, "metric": "model_types",
+                      "value": expected_surviving_types(counts, m, generations, anchor)}),
+        pd.DataFrame({"generation": gens, "metric": "tail_mass",
+                      "value": expected_tail_mass(counts, generations, TAIL_TOP_K)}),
+    ], ignore_index=True)
+
+
+OVERLAYS = {"gaussian": gaussian_overlay, "regression": regression_overlay,
+            "unigram": unigram_overlay}
 """The overlay of each closed form a family can declare (``closed_form`` class attribute)."""
 
 

@@ -211,3 +211,31 @@ def theory_regression(
     except AutophagyError as err:
         fail(str(err))
     _print(agreement)
+
+
+@theory_app.command("unigram")
+def theory_unigram(
+    n: Annotated[int, typer.Option(help="Real blocks (the training set of generation 0).")] = 40,
+    block_len: Annotated[int, typer.Option(help="Tokens a block.")] = 16,
+    vocab: Annotated[int, typer.Option(help="Types of the Zipf law.")] = 500,
+    exponent: Annotated[float, typer.Option(help="Exponent of the Zipf law.")] = 1.1,
+    generations: Annotated[int, typer.Option(help="Generations after the first fit.")] = 10,
+    lam: Annotated[
+        float | None,
+        typer.Option("--lambda", help="mixed: floor(lambda n) synthetic blocks + the real "
+                     "ones; default fully synthetic."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Runs of the loop with the ngram model.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the real sample.")] = 0,
+) -> None:
+    """Expected number of types a unigram refitted on its own samples keeps, and shows in its
+    samples (vanishing tails, Shumailov et al., 2024), beside SEEDS runs of the ngram model
+    (order 1) through the loop."""
+    from autophagy.analysis.agreement import unigram_agreement
+
+    try:
+        agreement = unigram_agreement(n=n, block_len=block_len, vocab=vocab, exponent=exponent,
+                                      generations=generations, lam=lam, seeds=seeds, seed=seed)
+    except AutophagyError as err:
+        fail(str(err))
+    _print(agreement)

@@ -21,7 +21,7 @@ class Dataset:
     train: np.ndarray
     test: np.ndarray
     pool: np.ndarray | None = None
-    kind: Literal["points", "images"] = "points"
+    kind: Literal["points", "images", "text"] = "points"
     params: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autophagy.data import images, labelled, points, regression
+from autophagy.data import images, labelled, points, regression, text
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 from autophagy.errors import InputError
@@ -41,7 +41,7 @@ class DatasetEntry:
     description: str
     sampler: Callable[..., np.ndarray] | None = None
     loader: Callable[..., Dataset] | None = None
-    kind: Literal["points", "images"] = "points"
+    kind: Literal["points", "images", "text"] = "points"
     truth: Callable[..., dict[str, Any]] | None = None
     provides: frozenset[str] = frozenset()
     """What the rows carry beyond values: ``labels`` (classes), ``groups`` (a group attribute),
@@ -158,6 +158,15 @@ for _name, _entry in {
         kind="images",
         provides=frozenset({"labels"}),
     ),
+    # --- text (data/text.py): blocks of token ids, kind "text" ---
+    "lee": DatasetEntry("Lee news corpus shipped in gensim's test data, ~64k words (text)",
+                        loader=text.load_lee, kind="text"),
+    "wiki500": DatasetEntry("250 stemmed Wikipedia articles from gensim's test data (text)",
+                            loader=text.load_wiki500, kind="text"),
+    "text": DatasetEntry("your own text at path=: .txt file or folder, wikitext-2 raw (text)",
+                         loader=text.load_text, kind="text"),
+    "zipf": DatasetEntry("i.i.d. tokens from a Zipf law on vocab_size types (text)",
+                         sampler=text.zipf_tokens, kind="text", truth=text.zipf_truth),
 }.items():
     DATASETS.register(_name, _entry)
 del _name, _entry

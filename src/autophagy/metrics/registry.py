@@ -29,6 +29,7 @@ from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.metrics.regression import REGRESSION_METRICS
 from autophagy.metrics.tails import TAIL_METRICS
+from autophagy.metrics.text import TEXT_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
 
@@ -172,6 +173,7 @@ for _metric in [
     *REGRESSION_METRICS,
     *TAIL_METRICS,
     *DOWNSTREAM_METRICS,
+    *TEXT_METRICS,
 ]:
     register_metric(_metric)
 del _metric

@@ -57,6 +57,17 @@ _FAMILIES = {
         "autophagy.models.families.diffusion:EDM",
         "EDM diffusion (Karras et al. 2022): preconditioned denoiser, Heun sampler",
     ),
+    # --- text (blocks of token ids) ---
+    "ngram": (
+        "autophagy.models.families.ngram:NGram",
+        "Exact maximum-likelihood n-gram (add-k optional) on token blocks; temperature, top-k, "
+        "top-p, real prefixes: vanishing tails",
+    ),
+    "gpt": (
+        "autophagy.models.families.gpt:GPT",
+        "Causal transformer: GPT-2 style from a transformers config, or a local pretrained "
+        "causal LM (init_checkpoint); needs the 'text' extra",
+    ),
 }
 
 

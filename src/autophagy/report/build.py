@@ -51,7 +51,10 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
 
 
 def _write(store, config, metrics, cells, theory, samples, real, stability) -> Path:
+    from autophagy.report.text import text_figures
+
     verdict_metric = config.eval.verdict_metric
+    extra = text_figures(store, store.root / "figures") if samples else []
     return write_report(
         store.root,
         title=f"autophagy: {config.name}",
@@ -63,4 +66,5 @@ def _write(store, config, metrics, cells, theory, samples, real, stability) -> P
         real=real,
         verdict_metric=verdict_metric,
         stability=stability,
+        extra_figures=extra,
     )

@@ -208,6 +208,7 @@ def write_report(
     metrics_to_plot: Sequence[str] | None = None,
     verdict_metric: str = "w2",
     stability: Sequence[pd.DataFrame] | None = None,
+    extra_figures: Sequence[tuple[str, Path]] = (),
 ) -> Path:
     """Render ``out_dir/figures/<metric>.png``, ``figures/samples.png`` and ``report.html``.
 
@@ -274,8 +275,9 @@ def write_report(
             ("Samples of each label's lowest seed across generations (the first 16 of each "
              "generation; every generation's grid is in figures/grids/<cell>/).", path)
         )
-    elif samples:
+    elif samples and not extra_figures:
         notes.append("Samples are neither 2-D points nor images, so no sample grid was drawn.")
+    figures.extend(extra_figures)  # the family's own figures (text: gen-0 perplexities)
 
     metric = verdict_metric
     if not (finite["metric"] == metric).any() and len(metrics_to_plot):

@@ -59,10 +59,12 @@ def run_experiment(
         from autophagy.run.trackers import prepare_tracker
 
         prepare_tracker(config, store.root)
-    if store.real_points() is None:
+    if store.real_points() is None and store.tokenizer() is None:
         dataset = build_dataset(cells[0].config(config), cells[0].seed)
         if dataset.kind == "points":
             store.save_real(dataset.test[:REAL_POINTS_SAVED])
+        if isinstance(dataset.params.get("tokenizer"), str):  # a text run keeps its tokenizer
+            store.save_tokenizer(dataset.params["tokenizer"])
     batches = make_batches(config, cells)
     statuses = make_executor(config, len(batches)).run(config, batches, store, emit)
     store.collect_metrics()

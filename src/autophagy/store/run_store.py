@@ -61,6 +61,9 @@ _CHECKPOINT = re.compile(rf"gen_(\d+){re.escape(statefile.SUFFIX)}")
 _log = logging.getLogger(__name__)
 
 
+TOKENIZER = "tokenizer.json"
+
+
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -362,6 +365,14 @@ class RunStore:
     def save_real(self, points: np.ndarray) -> None:
         """Held-out real points drawn behind the sample scatter plots."""
         write_npy(self.root / "real.npy", np.asarray(points, dtype=np.float32))
+
+    def save_tokenizer(self, text: str) -> None:
+        """A text run's tokenizer (HF ``tokenizers`` JSON): what its token ids mean."""
+        manifest.write(self.root / TOKENIZER, text.encode())
+
+    def tokenizer(self) -> str | None:
+        path = self.root / TOKENIZER
+        return path.read_text() if path.exists() else None
 
     def real_points(self) -> np.ndarray | None:
         path = self.root / "real.npy"

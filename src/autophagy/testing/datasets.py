@@ -73,7 +73,8 @@ def _check_dataset(dataset, options, n_train, n_test, n_pool, seed) -> list[str]
             if not isinstance(x, np.ndarray) or x.ndim < 2:
                 rules.fail("arrays", f"{part} is {type(x).__name__} of shape "
                                      f"{getattr(x, 'shape', None)}, not an array (n, ...)")
-            if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
+            kind = np.integer if data.kind == "text" else np.floating  # text: token ids
+            if not np.issubdtype(x.dtype, kind) or not np.all(np.isfinite(x)):
                 rules.fail("arrays", f"{part} has dtype {x.dtype}, finite "
                                      f"{bool(np.all(np.isfinite(x)))}; models fit finite floats")
             if x.shape[1:] != data.train.shape[1:]:
@@ -85,8 +86,13 @@ def _check_dataset(dataset, options, n_train, n_test, n_pool, seed) -> list[str]
         if not built and n_pool and data.pool is None:
             rules.fail("arrays", f"no pool, {n_pool} rows were asked for")
     with rules.rule("kind and shape"):
-        if data.kind not in ("points", "images"):
-            rules.fail("kind and shape", f"kind is {data.kind!r}, not 'points' or 'images'")
+        if data.kind not in ("points", "images", "text"):
+            rules.fail("kind and shape", f"kind is {data.kind!r}, not 'points', 'images' or "
+                                         "'text'")
+        if data.kind == "text" and (data.train.ndim != 2
+                                    or not np.issubdtype(data.train.dtype, np.integer)):
+            rules.fail("kind and shape", f"text of shape {data.train.shape} and dtype "
+                                         f"{data.train.dtype}, not integer (n, block_len)")
         if data.kind == "points" and data.train.ndim != 2:
             rules.fail("kind and shape", f"points of shape {data.train.shape}, not (n, d)")
         if data.kind == "images":

@@ -33,8 +33,12 @@ def _context(model: Any, dataset: Dataset, policy: Policy | None, n: int, seed: 
     rng = evaluation_rng(seed, 0)
     samples = _data_shaped(sample_at(model, n, rng=rng), dataset)
     mean, cov = model_moments(model, samples)
+    reference = {"mean": mean, "cov": cov}
+    snapshot = getattr(model, "reference_state", None)
+    if callable(snapshot):  # as the loop keeps generation 0 (text families)
+        reference["model"] = snapshot()
     return EvalContext(model, samples, dataset.test.copy(), dataset, rng,
-                       {"mean": mean, "cov": cov}, features=features, policy=policy,
+                       reference, features=features, policy=policy,
                        policy_state=dict(policy_state or {}),
                        train=dataset.train)  # generation 0 trains on the real data
 

@@ -53,7 +53,8 @@ def check_model(
     - *sample is an array*: the loop takes ``np.asarray`` of it (numpy or CPU tensor).
     - *sample shape*: ``(n, *data shape)`` (or flat ``(n, prod(shape))``, which the loop
       reshapes), so samples mix with the real data.
-    - *sample dtype*: floating point, as the data it is concatenated with.
+    - *sample dtype*: floating point, as the data it is concatenated with (integer token ids
+      on a text dataset).
     - *sample finite*: a NaN is a diverged generation.
     - *sample(0)*: ``mixed`` at lambda = 0 asks for no samples; it gets an empty array of the
       right shape.
@@ -109,7 +110,11 @@ def check_model(
             rules.fail("sample shape", f"sample({n}) gave shape {s.shape}; the loop needs "
                                        f"{(n, *shape)}{alt}")
     with rules.rule("sample dtype"):
-        if not np.issubdtype(s.dtype, np.floating):
+        if data.kind == "text":  # token ids: integers, as the real blocks
+            if not np.issubdtype(s.dtype, np.integer):
+                rules.fail("sample dtype", f"sample gave dtype {s.dtype}; text samples are "
+                                           "integer token ids, as the real blocks")
+        elif not np.issubdtype(s.dtype, np.floating):
             rules.fail("sample dtype", f"sample gave dtype {s.dtype}; the loop mixes samples "
                                        "with float data: return floats")
     with rules.rule("sample finite"):
