@@ -54,13 +54,15 @@ def test_perplexities_are_the_smoothed_exponentials_of_the_hand_probabilities():
     assert g0["gen0_ppl"] == pytest.approx(expected)
 
 
-def test_the_function_space_distance_reads_next_token_log_probs_after_probe_contexts():
+def test_the_function_space_distance_reads_next_token_probs_after_probe_contexts():
     m0 = NGram(order=2).fit(REAL)
     probes = m0.function_probes(np.random.default_rng(0), REAL, SAMPLES, n=5)
     assert probes.shape == (5, 3) and np.isin(probes, REAL).all()
     v0 = m0.function_values(probes)
     p = m0.next_token_probs(probes)
-    np.testing.assert_allclose(v0, np.log(np.maximum(p, 1e-12)).ravel())
+    np.testing.assert_allclose(v0, np.sqrt(p).ravel() / np.sqrt(5))  # Hellinger coordinates
+    # two models' squared distance is the mean over probes of 2 H^2 of their next-token laws
+    assert np.sum(v0**2) == pytest.approx(1.0)
     ctx = _ctx(m0)
     assert evaluate(["function_distance"], ctx)["function_distance"] == 0.0
     star = ctx.reference["fixed_point"]["function"]["star"]

@@ -38,7 +38,6 @@ from autophagy.models.training.trainer import TrainConfig, Trainer, resolve_devi
 from autophagy.theory.sampling import check_temperature
 
 TEXT_EXTRA = "pip install 'autophagy[text]'"
-LOG_FLOOR = 1e-12
 
 
 def _transformers():
@@ -352,8 +351,12 @@ class GPT:
         return probe_contexts(rng, real, n)
 
     def function_values(self, probes) -> np.ndarray:
-        """Next-token log-probabilities (floored at 1e-12) after each probe, flat float64."""
+        """Square roots of the next-token probabilities after each probe, divided by
+        sqrt(#probes), flat float64: Hellinger coordinates, as a flow's density
+        (:func:`~autophagy.models.base.density_values`). Why not log-probabilities: the log of
+        a rare token's probability moves by nats between fits that change nothing else, and
+        such tokens are most of a vocabulary."""
         p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
-        return np.log(np.maximum(p, LOG_FLOOR)).ravel()
+        return np.sqrt(np.maximum(p, 0.0)).ravel() / np.sqrt(len(p))
 
     function_embedding = function_values

@@ -36,8 +36,6 @@ from autophagy.theory.sampling import check_temperature
 
 ROW_CHUNK_ELEMENTS = 2**22
 """Dense next-token rows are built this many (rows x vocabulary) entries at a time."""
-LOG_FLOOR = 1e-12
-"""Probabilities are floored here in :meth:`NGram.function_embedding` (log 0 is not a vector)."""
 PROBE_CONTEXT = 8
 
 
@@ -376,9 +374,13 @@ class NGram:
         return probe_contexts(rng, real, n)
 
     def function_values(self, probes) -> np.ndarray:
-        """Next-token log-probabilities (floored at 1e-12) after each probe, flat float64."""
+        """Square roots of the next-token probabilities after each probe, divided by
+        sqrt(#probes), flat float64: Hellinger coordinates, as a flow's density
+        (:func:`~autophagy.models.base.density_values`). Why not log-probabilities: the log of
+        a rare token's probability moves by nats between fits that change nothing else, and
+        such tokens are most of a vocabulary."""
         p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
-        return np.log(np.maximum(p, LOG_FLOOR)).ravel()
+        return np.sqrt(np.maximum(p, 0.0)).ravel() / np.sqrt(len(p))
 
     function_embedding = function_values
 
