@@ -453,10 +453,18 @@ class NetworkModel(NeuralModel):
 
     @property
     def batchable(self) -> bool:  # type: ignore[override]
-        """The family splits its loss (``_draw``, ``_loss_given``) and vmap maps over the
-        network (:data:`~autophagy.models.nets.BATCHABLE`: the MLP)."""
+        """The family splits its loss (``_draw``, ``_loss_given``) and the network stacks
+        (:data:`~autophagy.models.nets.BATCHABLE`: the MLP)."""
         return hasattr(self, "_draw") and isinstance(self.network, str) and (
             self.network in BATCHABLE)
+
+    def _loss_stacked(self, module: nn.Module, batch: torch.Tensor,
+                      drawn: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The K cells' losses at once: ``module`` is K networks stacked
+        (:func:`~autophagy.models.training.batched.stack_linear`), ``batch`` and the draws have
+        the cell as their first dimension. The families' losses are written for any leading
+        dimensions, so this is ``_loss_given`` on the stacked tensors: one code path."""
+        return self._loss_given(module, batch, drawn)  # type: ignore[attr-defined]
 
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
         if path.suffix == ".pkl" and not path.is_dir():
