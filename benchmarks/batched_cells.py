@@ -13,8 +13,11 @@ metrics are in both times (they run per cell both ways). The "fits only" column 
 training steps alone: one cold fit of each cell's real training set for the preset's
 per-generation budget, one after another against one
 :func:`~autophagy.models.families.neural.fit_batched`. The batched cells are checked to give the
-same metrics as the sequential ones. Timings on a shared machine wander by 10-30%:
-``--repeats`` alternates the two ways that many times and keeps each one's fastest.
+same metrics as the sequential ones. Times are this process's CPU seconds
+(``time.process_time``): with one torch thread that is the wall time on an idle machine, and
+other users of a shared machine do not count in it (they still slow it a little, through the
+caches). They wander by 10-30% all the same: ``--repeats`` alternates the two ways that many
+times and keeps each one's fastest.
 
     python benchmarks/batched_cells.py [--families nsf maf cfm otcfm ddpm edm] [--seeds 1 3]
                                        [--generations 2] [--threads 1] [--repeats 1]
@@ -61,9 +64,9 @@ def make_runs(config):
 
 def timed(config, batched: bool) -> tuple[float, list[pd.DataFrame]]:
     runs = make_runs(config)
-    start = time.perf_counter()
+    start = time.process_time()
     results = run_cells(runs) if batched else [run_cells([r])[0] for r in runs]
-    return time.perf_counter() - start, [r.metrics for r in results]
+    return time.process_time() - start, [r.metrics for r in results]
 
 
 def timed_fits(config, batched: bool) -> float:
@@ -73,7 +76,7 @@ def timed_fits(config, batched: bool) -> float:
     datas = [build_dataset(config, spec.seed).train for spec in specs]
     budget = int(config.model.budget)
     rngs = [np.random.default_rng(spec.seed) for spec in specs]
-    start = time.perf_counter()
+    start = time.process_time()
     if batched:
         errors = fit_batched(models, datas, warm_start=False, budgets=[budget] * len(specs),
                              rngs=rngs)
@@ -81,7 +84,7 @@ def timed_fits(config, batched: bool) -> float:
     else:
         for model, data, rng in zip(models, datas, rngs, strict=True):
             model.fit(data, warm_start=False, budget=budget, rng=rng)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def measure(family: str, seeds: int, generations: int, repeats: int) -> list[str]:
