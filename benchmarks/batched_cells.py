@@ -126,7 +126,9 @@ def main() -> None:
         table.add_column(col, justify="right")
     for family in args.families:
         for seeds in args.seeds:
-            table.add_row(*measure(family, seeds, args.generations, args.repeats))
+            row = measure(family, seeds, args.generations, args.repeats)
+            print(" | ".join(row), file=sys.stderr, flush=True)  # progress: a row at a time
+            table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 

@@ -321,8 +321,9 @@ class NeuralModel:
     batchable: bool = False
     """Whether :func:`fit_batched` may train several of these models as one batch: the loss
     draws no noise from the generator, or it comes as ``_draw(batch, generator)`` (the noise,
-    drawn per cell outside vmap) and a pure ``_loss_given(module, batch, drawn)``, with
-    ``_loss`` the one applied to the other."""
+    drawn per cell from its own generator) and a pure ``_loss_given(module, batch, drawn)``,
+    with ``_loss`` the one applied to the other; ``_loss_stacked(module, batch, drawn)`` gives
+    the K losses of K stacked modules (:mod:`autophagy.models.training.batched`)."""
 
     def _prepare_fit(self, data, warm_start, budget, rng, progress):
         """Everything ``fit`` does before the training steps: checks, the scaler at the first
@@ -508,7 +509,7 @@ def fit_batched(
     if len(prepared) > 1 and same_budget and len(kinds) == 1 and models[prepared[0][0]].batchable:
         trainers = [p[0] for _, p in prepared]
         first = models[prepared[0][0]]
-        draw = getattr(first, "_draw", None)  # the loss's noise, drawn per cell outside vmap
+        draw = getattr(first, "_draw", None)  # the loss's noise, drawn per cell
         try:
             results = train_batched(trainers, [p[1] for _, p in prepared], prepared[0][1][2],
                                     [p[3] for _, p in prepared],
