@@ -9,8 +9,8 @@ Each cell keeps everything of its own: its data and minibatch order (drawn from 
 generator exactly as :meth:`Trainer.train` draws them), its AdamW moments, its gradient clipping
 norm and its EMA. The update is the single-tensor AdamW of PyTorch written on the stacked
 tensors with the same operations and the same Python scalars, so on CPU a cell trained inside a
-batch gets the same bits as trained alone (``tests/models/test_models_batched.py``); anything else is
-float rounding. The step function is elementwise across cells, so which cells share a batch
+batch gets the same bits as trained alone (``tests/models/test_models_batched.py``); anything
+else is float rounding. The step function is elementwise across cells, so which cells share a batch
 never changes a cell's numbers either, and resume after a kill inside a batch stays exact.
 
 A family opts in with ``batchable``. Its loss is either a function of (module, batch) that
