@@ -28,6 +28,11 @@ FIGURES = {
     "toy-heat-death-entropy": ("toy-heat-death", "entropy"),
     "toy-curated-reward": ("toy-curated", "reward_mean"),
     "toy-sims-w2": ("toy-sims", "w2"),
+    "gaussian-mitigations-cov": ("gaussian-mitigations", "cov_trace_ratio"),
+    "digits-bias-worst-group": ("digits-bias", "trainset_worst_group_accuracy"),
+    "digits-bias-parity": ("digits-bias", "tstr_dp_difference"),
+    "toy-minority-worst-group": ("toy-minority", "tstr_worst_group_accuracy"),
+    "toy-minority-groups": ("toy-minority", "group_histogram"),
 }
 MAX_WIDTH = 1000
 

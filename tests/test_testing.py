@@ -46,8 +46,8 @@ IMAGE_OPTIONS = {
     "gaussian": {},
     "kde": {},
 }
-NEEDS_A_PATH = {"file", "cifar10", "image_folder"}
-CLASSIFIER_METRICS = {"class_kl", "classes_covered"}
+NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20"}
+CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy"}
 """Train the digits classifier (about 20 s on 2 cores): covered by the classifier tests."""
 
 
@@ -101,6 +101,20 @@ def _metric_setting(name, digits):
     if name in ("test_error", "test_mse"):
         data = load_dataset("linear_regression", n_train=128, n_test=64)
         return data, {"model": build_model("linear_regression").fit(data.train)}
+    # the tail metrics (issue 24): a dataset that knows its modes, a mixture, a finite support
+    if name in ("modes_covered", "rare_mode_mass", "off_mode_share"):
+        return "long_tail", {}
+    if name == "min_weight":
+        data = load_dataset("long_tail", n_train=128, n_test=64)
+        gmm = build_model("gmm", {"n_components": 3}).fit(data.train, rng=np.random.default_rng(0))
+        return data, {"model": gmm}
+    if name == "support_size":
+        data = load_dataset("moons", n_train=128, n_test=64)
+        return data, {"model": build_model("categorical", {"grid": 0.5}).fit(data.train, rng=None)}
+    if name == "acceptance_rate":
+        return None, {"policy_state": {"acceptance_rate": 0.25}}
+    if "labels" in METRICS[name].needs:  # downstream metrics: labels and groups as columns
+        return load_dataset("minority_modes", n_train=200, n_test=200), {}
     if METRICS[name].needs:  # feature-space metrics: on digits, pixel features (no training)
         return digits, {"features": "pixels"}
     return None, {}

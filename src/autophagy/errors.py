@@ -96,6 +96,11 @@ class DivergedError(AutophagyError, RuntimeError):
         self.loss = loss
 
 
+class VerifierStarved(AutophagyError, RuntimeError):
+    """A verifier accepted too few samples to fill a generation's training set within its cap
+    of draws: the cell stops with one line naming the verifier and its acceptance rate."""
+
+
 class NotBatchable(AutophagyError, ValueError):
     """These trainings cannot share one batch (different shapes, settings or batch sizes).
 

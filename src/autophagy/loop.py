@@ -33,6 +33,7 @@ from autophagy.models.base import DivergedError, check_sampling_temperature, sam
 from autophagy.models.registry import build_model
 from autophagy.policies import Policy, parse_policy
 from autophagy.store import CellStore, rows_frame
+from autophagy.threads import pinned_threads, share
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
@@ -96,11 +97,15 @@ class EvalSettings:
     features: str = "auto"
     inception: str | None = None
     compare_to: str = "test"
+    downstream: dict[str, Any] = field(default_factory=dict)
+    """The downstream metrics' classifier and label source (config ``eval.downstream``)."""
 
     @classmethod
     def from_config(cls, section: Any) -> EvalSettings:
         """From the config's ``eval`` section (the fields of the same names)."""
         fields = {k: getattr(section, k) for k in cls.__dataclass_fields__ if hasattr(section, k)}
+        if hasattr(fields.get("downstream"), "model_dump"):
+            fields["downstream"] = fields["downstream"].model_dump()
         if fields.get("metrics") is not None:
             fields["metrics"] = tuple(fields["metrics"])
         return cls(**fields)
@@ -153,6 +158,9 @@ def _evaluate(
     held_out_features=None,
     policy=None,
     compare_to="test",
+    policy_state=None,
+    train=None,
+    downstream=None,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
@@ -177,6 +185,9 @@ def _evaluate(
         inception,
         held_out_features=held_out_features,
         policy=policy,
+        policy_state=dict(policy_state or {}) if generation else {},
+        train=train,
+        downstream=downstream or {},
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -223,6 +234,8 @@ class CellRun:
         """The next generation to run."""
         self.status: str | None = None
         self.message = ""
+        self.train: np.ndarray | None = None
+        """The training set of the generation being fitted (the downstream metrics read it)."""
         resumed = store.latest() if store is not None else None
         if resumed is not None:
             last, payload = resumed
@@ -247,6 +260,7 @@ class CellRun:
         generation, real = self.generation, self.dataset.train
         if generation == 0:
             self._step("fitting generation 0 on real data")
+            self.train = real
             return real, False, self.loop.initial_budget
         self._step(f"generation {generation}: sampling and refitting")
         n_synth = self.policy.n_synthetic(len(real))
@@ -256,10 +270,23 @@ class CellRun:
         )
         if not np.all(np.isfinite(synth)):
             raise DivergedError(f"generation {generation}: non-finite synthetic samples")
+        more = {"draw": self._draw, "model": self.model} if self.policy.draws_more else {}
         train, self.state = self.policy.next_training_set(
-            real, synth, self.state, rng=self.rng, pool=self.dataset.pool
+            real, synth, self.state, rng=self.rng, pool=self.dataset.pool, **more
         )
+        self.train = train
         return train, self.loop.warm_start, self.loop.budget
+
+    def _draw(self, m: int) -> np.ndarray:
+        """``m`` more synthetic samples of the current model (training stream): for a policy
+        that draws until it has enough (``draws_more``, the verified loop)."""
+        synth = as_data_shape(
+            sample_at(self.model, m, rng=self.rng, temperature=self.loop.temperature),
+            self.dataset,
+        )
+        if not np.all(np.isfinite(synth)):
+            raise DivergedError(f"generation {self.generation}: non-finite synthetic samples")
+        return synth
 
     def fit(self, data: np.ndarray, warm_start: bool, budget: int | None) -> None:
         _fit(self.model, data, warm_start=warm_start, budget=budget, rng=self.rng,
@@ -281,6 +308,9 @@ class CellRun:
             held_out_features=self.held_out_features,
             policy=self.policy,
             compare_to=self.eval.compare_to,
+            policy_state=self.state,
+            train=self.train,
+            downstream=self.eval.downstream,
         )
         self.rows.extend(new_rows)
         if self.store is not None:
@@ -402,6 +432,7 @@ def run_loop(
     *,
     seed: int = 0,
     eval: EvalSettings | None = None,
+    threads: int | None = None,
     **settings: Any,
 ) -> pd.DataFrame:
     """Run one cell in memory and return its metrics (columns generation, metric, value).
@@ -414,6 +445,11 @@ def run_loop(
     of :class:`EvalSettings` (``metrics``, ``n_samples``, ...), or pass ``eval=``. Metrics that
     do not apply (NLL without ``log_prob``) are skipped. A diverged or failed cell raises
     ``RuntimeError`` here.
+
+    ``threads``: torch and BLAS threads while the cell runs, the caller's settings restored
+    after (:func:`autophagy.threads.pinned_threads`). By default every core, what ``autophagy
+    run`` gives a run of one cell; pass 1 when running small models cell after cell, what each
+    worker of a sweep that fills the cores gets (``benchmarks/inline_threads.py``).
 
     Example:
         >>> df = run_loop("gmm", "moons", "mixed:0.5", generations=5, seed=0)
@@ -434,7 +470,8 @@ def run_loop(
         dataset = load_dataset(dataset, seed=seed)
     elif not isinstance(dataset, Dataset):
         dataset = dataset_from_array(np.asarray(dataset), seed=seed)
-    result = run_cell(model, dataset, parse_policy(policy), loop, eval)
+    with pinned_threads(share(1) if threads is None else threads):
+        result = run_cell(model, dataset, parse_policy(policy), loop, eval)
     if result.status != "done":
         raise RuntimeError(f"cell {result.status}: {result.message}")
     return result.metrics

@@ -148,3 +148,47 @@ def test_a_parameter_vector_is_measured_euclidean():
                       EvalSettings(metrics=("theta_distance",), n_samples=10))
     last = result.metrics.query("generation == 3").value.item()
     assert last == pytest.approx(np.linalg.norm(model.mu_ - data.train.mean(0)))
+
+
+def test_the_stability_table_is_checked_against_the_verdicts(gaussian_run):
+    _, output = gaussian_run
+    # the verdict (theta_distance against generation 0) and the contraction agree here; the
+    # other distance is named, the report has it
+    assert "Verdicts and stability agree on every curve." in output
+    assert "Also measured, in report.html: gen0_mmd2" in output
+
+
+def _one_config(tmp_path, seeds, metrics):
+    config = {
+        "name": "one-seed",
+        "seed": seeds,
+        "data": {"name": "eight_gaussians", "n_train": 100, "n_test": 200, "seed": 0},
+        "model": {"name": "gaussian"},
+        "loop": {"policies": {"mixed": {"lambda": [0.5]}}, "generations": 4},
+        "eval": {"metrics": metrics, "n_samples": 100, "verdict_metric": metrics[0]},
+        "run": {"executor": "inline", "checkpoints": "last"},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_a_one_seed_run_says_it_needs_seeds_instead_of_printing_rho(tmp_path):
+    out, output = _one_config(tmp_path, [0], ["energy"])
+    line = ("Stability: needs 2 or more seeds for an interval of the contraction factor (this "
+            "run has 1)")
+    assert line in output and "ρ 95%" not in output
+    html = (out / "report.html").read_text()
+    assert line in html and not (out / "figures" / "stability.png").exists()
+
+
+def test_a_mixed_run_measures_its_distance_whatever_eval_metrics_lists(tmp_path):
+    import autophagy
+
+    out, output = _one_config(tmp_path, [0, 1, 2], ["energy"])  # no distance listed
+    measured = set(autophagy.load_results(out)["metric"])
+    assert {"energy", "theta_distance", "theta_step"} <= measured
+    assert "Stability on theta_distance" in output

@@ -14,6 +14,7 @@ from autophagy.theory import (
     empirical_contraction_factor,
     max_stable_lambda,
     mixed_mean_contraction,
+    paper_contraction_factor,
     simulate_gaussian_loop,
     stability_condition,
 )
@@ -120,6 +121,41 @@ def test_distance_bound_shape_and_limits(lam, L, eps, alpha, d0, err, T):
     assert np.all(b <= paper + 1e-9)
     if err == 0:
         np.testing.assert_allclose(b, d0 * rho ** np.arange(T + 1))
+
+
+def test_paper_constant_is_this_projects_bound_times_one_plus_lambda():
+    # lam = 0.5, L eps / alpha = 0.2: the paper's 0.6, this project's 0.6 / 1.5 = 0.4
+    assert paper_contraction_factor(0.5, 2.0, 0.1, 1.0) == pytest.approx(0.6)
+    assert contraction_factor(0.5, 2.0, 0.1, 1.0) == pytest.approx(0.4)
+    assert paper_contraction_factor(0.5, 3.0, 0.0, 2.0) == pytest.approx(0.5)  # eps = 0: lam
+    with pytest.raises(ValueError, match="^lam"):
+        paper_contraction_factor(0.9, 1.0, 0.5, 1.0)
+
+
+def test_true_jacobian_lies_below_this_projects_bound_below_the_papers():
+    """The retraining map's Jacobian at theta*, ``lam (B + lam F)^{-1} F`` (B >= alpha the data
+    Hessian, F the Fisher information, ||B - F|| <= L eps), over random 1- to 3-D cases inside
+    the stability condition: its spectral norm never exceeds this project's rho, which never
+    exceeds the paper's constant. Both are upper bounds; ours is the tighter one."""
+    rng = np.random.default_rng(0)
+    worst, checked = 0.0, 0
+    for _ in range(3000):
+        d, lam, alpha = int(rng.integers(1, 4)), rng.uniform(0.0, 0.99), rng.uniform(0.1, 3.0)
+        a = rng.normal(size=(d, d))
+        b = a @ a.T
+        b += (alpha - np.linalg.eigvalsh(b).min()) * np.eye(d)  # smallest eigenvalue alpha
+        delta = rng.normal(size=(d, d))
+        delta = (delta + delta.T) / 2
+        gap = rng.uniform(0.0, alpha * (1 / lam - 1)) if lam > 0 else rng.uniform(0.0, alpha)
+        f = b + delta / np.linalg.norm(delta, 2) * gap  # ||B - F|| = L eps = gap
+        if np.linalg.eigvalsh(f).min() <= 0 or not stability_condition(lam, gap, 1.0, alpha):
+            continue
+        jac = np.linalg.norm(lam * np.linalg.solve(b + lam * f, f), 2)
+        ours = contraction_factor(lam, gap, 1.0, alpha)
+        paper = paper_contraction_factor(lam, gap, 1.0, alpha)
+        assert jac <= ours + 1e-12 and ours <= paper + 1e-15
+        worst, checked = max(worst, jac / ours if ours > 0 else 0.0), checked + 1
+    assert checked > 1000 and worst > 0.99  # the bound is attained, not only respected
 
 
 def test_empirical_contraction_factor_recovers_a_geometric_rate():

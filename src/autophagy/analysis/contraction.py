@@ -45,6 +45,10 @@ from autophagy.errors import InputError
 SETTLE = 0.05
 """A trajectory has settled when ``rho^(2t)``, the share of the way still to go, is below this."""
 
+VARIOGRAM_START = 3
+"""First generation whose two-generation step enters the variogram estimate (a quarter of the
+run when that is later)."""
+
 INCONCLUSIVE = 0.25
 """Half-width of rho's interval beyond which a trajectory that does not look stable is not called
 unstable either."""
@@ -57,6 +61,7 @@ __all__ = [
     "estimate_contraction",
     "gaussian_constants",
     "gaussian_plateau",
+    "variogram_rho",
 ]
 
 
@@ -148,6 +153,7 @@ def estimate_contraction(
     *,
     squared: bool = False,
     level: float = 0.95,
+    lag2: ArrayLike | None = None,
 ) -> ContractionEstimate:
     """Contraction factor and plateau from trajectories of shape (seeds, generations).
 
@@ -155,6 +161,9 @@ def estimate_contraction(
     is ``||theta_t - theta_{t-1}||`` (``step[:, 0]`` unused); with ``squared=True`` both hold
     squared distances (e.g. the unbiased squared MMD, which may be slightly negative). NaN entries
     (a cell that stopped early) drop the transitions they touch. See the module docstring.
+
+    ``lag2[s, t]`` (``||theta_t - theta_{t-2}||``, with ``step``): rho from the variogram of
+    the second half of the run instead (:func:`variogram_rho`), which needs no fixed point.
 
     Example:
         >>> rng = np.random.default_rng(0); e = np.zeros((200, 31))
@@ -180,9 +189,16 @@ def estimate_contraction(
     else:
         ok = np.isfinite(here) & np.isfinite(prev)
         method = "squared-distance regression"
+    if lag2 is not None and step is not None:
+        num, den, ok = _variogram_terms(_as_2d(lag2, "lag2"), s, squared=squared)
+        method = "variogram"
     n_transitions = int(ok.sum())
     ci_over = "seeds" if seeds >= 2 else "generations"
-    if step is None:
+    if method == "variogram":
+        ratio, se = (_jackknife(num.sum(1), den.sum(1)) if seeds >= 2
+                     else _jackknife(num.ravel(), den.ravel()))
+        rho = ratio - 1.0
+    elif step is None:
         rho, se = _slope_jackknife(prev, here, ok, seeds)
     elif seeds >= 2:
         rho, se = _jackknife(num.sum(1), den.sum(1))
@@ -216,6 +232,41 @@ def estimate_contraction(
         generations=gens - 1,
         noise_floor=noise_floor,
     )
+
+
+def _variogram_terms(
+    lag2: np.ndarray, step_sq: np.ndarray, *, squared: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lag-2 squared distances, lag-1 squared distances, usable) from generation
+    ``max(3, T / 4)`` on (2 in a run of 3 generations): the terms of :func:`variogram_rho`.
+    Why not from 2: ``theta_2 - theta_0`` carries generation 0's own offset (a network fitted for
+    a budget from scratch sits apart from its fine-tuned successors), and the estimate assumes
+    the chain has forgotten it (a transient still decaying reads as a larger rho)."""
+    q2 = lag2 if squared else lag2**2
+    if q2.shape != step_sq.shape:
+        raise InputError(f"lag2 has shape {q2.shape}, step {step_sq.shape}")
+    gens = q2.shape[1] - 1
+    start = max(VARIOGRAM_START, gens // 4) if gens > VARIOGRAM_START else 2
+    mask = np.zeros(q2.shape, dtype=bool)
+    mask[:, start:] = True
+    ok = mask & np.isfinite(q2) & np.isfinite(step_sq)
+    return np.where(ok, q2, 0.0), np.where(ok, step_sq, 0.0), ok
+
+
+def variogram_rho(lag1: ArrayLike, lag2: ArrayLike) -> float:
+    """Contraction factor from the variogram of a stationary AR(1) chain: ``rho = V2 / V1 - 1``,
+    ``V_k = E ||theta_t - theta_{t-k}||^2`` (pooled sums from generation
+    ``max(VARIOGRAM_START, T / 4)`` on).
+
+    Why: ``V_k = 2 tr(Gamma_0) (1 - rho^k)`` whatever the fixed point is, so ``V2 / V1 = 1 +
+    rho``. The polarization estimate measures the contraction *towards generation 0*; a fit still
+    converging when generation 0 is taken (a network trained for a budget) keeps moving away from
+    it at every rho, which that estimate reads as rho near 1. A random walk gives V2 = 2 V1 (rho =
+    1); independent fits around one point, V2 = V1 (rho = 0).
+    """
+    num, den, _ = _variogram_terms(_as_2d(lag2, "lag2"), _as_2d(lag1, "lag1") ** 2,
+                                   squared=False)
+    return float(num.sum() / den.sum() - 1.0) if den.sum() > 0 else math.nan
 
 
 def _sqrt_pos(r: float) -> float:
@@ -258,7 +309,8 @@ def _plateau(q: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class GaussianConstants:
-    """``alpha``, ``L`` and ``eps`` of Bertrand et al.'s Theorem 1 for a Gaussian MLE, in the
+    """This project's estimates of ``alpha``, ``L`` and ``eps``, the constants of Bertrand et
+    al.'s stability theorem (:mod:`autophagy.theory.theorem`), for a Gaussian MLE, in the
     whitened coordinates of :func:`~autophagy.metrics.fixed_point.gaussian_embedding` (data
     ``z = L*^{-1}(x - mu*)``; parameters in the Fisher norm at theta*).
 
@@ -268,8 +320,12 @@ class GaussianConstants:
     - ``L = sqrt(1 + 2 R^2)``: the norm of the Jacobian in x of ``grad_theta log p_theta*(x) =
       (z, (z z^T - I) / 2)`` is ``sqrt(1 + 2 ||z||^2)`` (dual of the Fisher norm); its supremum
       over the convex hull of the real data is at the data point of largest whitened radius R.
-      This is the *gradient* form of the assumption (x -> grad log p L-Lipschitz), the one the
-      theorem states; it holds on the data's support only (the gradient is quadratic in x).
+      This is the *gradient* form (x -> grad_theta log p L-Lipschitz), this project's stand-in,
+      not the paper's assumption: the paper's Assumption 1 is on the *Hessian* x ->
+      grad^2_theta log p_theta(x) (as the OpenReview discussion of the paper reads it, and as the
+      proof's step ``||B - F|| <= L eps`` needs; docs/stability.md). Both hold on the data's
+      support only (for a Gaussian each grows with x), and they differ in value, so the largest
+      stable lambda computed from this L is the paper's condition with this project's L.
     - ``eps``: W1 (exact, POT) between the real data and as many draws from theta*, minus the
       W1 between two such draws (the noise floor two samples of one law show), averaged over
       ``repeats`` draws and clipped at 0: about 0 for a well-specified model.

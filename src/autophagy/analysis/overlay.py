@@ -34,19 +34,26 @@ def gaussian_overlay(
     """Expected ``cov_trace_ratio`` and ``mean_shift_sq`` per generation for a Gaussian MLE cell,
     or ``None`` when no closed form applies (another family or scheme, or no reference)."""
     mixing = policy.mixing()
-    if getattr(model, "closed_form", None) != "gaussian" or mixing is None:
-        return None
     cov0 = reference.get("cov")
-    if cov0 is None or mixing.anchor == "fresh":  # fresh_real's fixed point is the truth
+    if getattr(model, "closed_form", None) != "gaussian" or cov0 is None:
         return None
-    traj = expected_gaussian_trajectory(
-        n=n,
-        generations=generations,
-        policy=mixing,
-        cov0=np.asarray(cov0),
-        unbiased=model.unbiased,
-        temperature=temperature,
-    )
+    if mixing is None:  # a closed form of its own (accumulate_subsample, self_correcting)
+        own = getattr(policy, "gaussian_trajectory", None)
+        traj = own and own(n=n, generations=generations, cov0=np.asarray(cov0),
+                           unbiased=model.unbiased, temperature=temperature)
+        if traj is None:
+            return None
+    elif mixing.anchor == "fresh":  # fresh_real's fixed point is the truth
+        return None
+    else:
+        traj = expected_gaussian_trajectory(
+            n=n,
+            generations=generations,
+            policy=mixing,
+            cov0=np.asarray(cov0),
+            unbiased=model.unbiased,
+            temperature=temperature,
+        )
     gens = np.arange(generations + 1)
     return pd.concat(
         [

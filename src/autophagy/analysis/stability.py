@@ -3,11 +3,12 @@
 For each label (a policy with one value of its parameters, all its seeds) and each measured
 distance to the fixed point (``theta_distance`` with ``theta_step``: parameters; ``gen0_mmd2``
 with ``step_mmd2``: samples), :func:`stability_table` estimates the contraction factor rho and the
-plateau (:func:`autophagy.analysis.contraction.estimate_contraction`) and sets them beside Theorem 1
-of Bertrand et al. (2024): ``rho = lam (1 + L eps / alpha) / (1 + lam)`` when
-``lam (1 + L eps / alpha) < 1``. The theorem's constants come from the caller (``constants``), or
-for a Gaussian MLE run from the data (:func:`run_constants`); without them the table still shows
-the perfect-model value ``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
+plateau (:func:`autophagy.analysis.contraction.estimate_contraction`) and sets them beside this
+project's bound ``rho = lam (1 + L eps / alpha) / (1 + lam)`` where the paper's condition
+``lam (1 + L eps / alpha) < 1`` holds (Bertrand et al., 2024; :mod:`autophagy.theory.theorem`).
+The theorem's constants come from the caller (``constants``), or for a Gaussian MLE run from the
+data (:func:`run_constants`); without them the table still shows the perfect-model value
+``lam / (1 + lam)`` (eps = 0), the smallest rho the theorem can give.
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ import pandas as pd
 from autophagy.analysis.contraction import estimate_contraction
 from autophagy.errors import AutophagyError
 from autophagy.models import MODELS
-from autophagy.models.base import closed_form
+from autophagy.models.base import closed_form, function_space, identifiable
 from autophagy.policies import POLICIES
 from autophagy.theory.mixing import Mixing
 
 DISTANCES: tuple[tuple[str, str, bool, str], ...] = (
+    ("function_distance", "function_step", False, "function space"),
     ("theta_distance", "theta_step", False, "parameters"),
     ("gen0_mmd2", "step_mmd2", True, "samples (squared MMD)"),
 )
-"""(distance metric, step metric, values are squared, what is measured), in report order."""
+"""(distance metric, step metric, values are squared, what is measured), in report order after
+the family's own (:func:`primary_distance`)."""
+LAG2 = {"function_distance": "function_lag2"}
+"""The two-generation step of a distance, where measured: its rho is then the variogram's
+(:func:`~autophagy.analysis.contraction.variogram_rho`), which needs no fixed point."""
 
 COLUMNS = [
     "label", "policy", "lambda", "rho_eps0", "rho_theorem", "predicted", "rho", "rho_se",
@@ -39,7 +45,8 @@ COLUMNS = [
 
 
 def _theorem(lam: float, constants: Mapping[str, float] | None) -> tuple[float, float, str]:
-    """(rho with eps = 0, rho of the theorem or NaN, predicted verdict) for a mixed lambda."""
+    """(this project's rho with eps = 0, with the constants or NaN where the paper's condition
+    fails, predicted verdict) for a mixed lambda."""
     from autophagy.theory.theorem import contraction_factor, stability_condition
 
     eps0 = lam / (1.0 + lam)
@@ -87,11 +94,15 @@ def policy_style(name: str) -> tuple[int, str | None]:
     return getattr(cls, "order", 50), getattr(cls, "color", None)
 
 
-def _trajectories(rows: pd.DataFrame, metric: str) -> np.ndarray:
-    """(seeds, generations) of ``metric``, NaN where a seed has no value."""
+def _trajectories(rows: pd.DataFrame, metric: str, like: pd.DataFrame | None = None) -> np.ndarray:
+    """(seeds, generations) of ``metric``, NaN where a seed has no value; with ``like``, on the
+    cells and generations of those rows (a metric undefined at the first generations)."""
     wide = rows[rows["metric"] == metric].pivot_table(
-        index="cell", columns="generation", values="value", aggfunc="first"
+        index="cell", columns="generation", values="value", aggfunc="first", dropna=False
     )
+    if like is not None:
+        wide = wide.reindex(index=sorted(like["cell"].unique()),
+                            columns=sorted(like["generation"].unique()))
     return wide.sort_index(axis=1).to_numpy(dtype=float)
 
 
@@ -103,6 +114,7 @@ def stability_table(
     squared: bool = False,
     constants: Mapping[str, float] | None = None,
     level: float = 0.95,
+    lag2: str | None = None,
 ) -> pd.DataFrame:
     """One row per label: lambda, predicted rho and verdict, measured rho with its interval,
     plateau, observed verdict (columns :data:`COLUMNS`). Empty when ``distance`` was not measured.
@@ -114,7 +126,9 @@ def stability_table(
     """
     from autophagy.theory.theorem import max_stable_lambda
 
-    rows = metrics[metrics["metric"].isin([distance, step] if step else [distance])]
+    if lag2 is not None and not (metrics["metric"] == lag2).any():
+        lag2 = None
+    rows = metrics[metrics["metric"].isin([distance, step, lag2] if step else [distance])]
     records = []
     if len(rows):
         for label in ordered_labels(rows)["label"]:
@@ -123,7 +137,9 @@ def stability_table(
             s = _trajectories(mine, step) if step else None
             if d.shape[1] < 2 or (s is not None and s.shape != d.shape):
                 continue
-            est = estimate_contraction(d, s, squared=squared, level=level)
+            l2 = _trajectories(mine, lag2, like=mine[mine["metric"] == distance]) if (
+                lag2 and s is not None) else None
+            est = estimate_contraction(d, s, squared=squared, level=level, lag2=l2)
             policy = str(mine["policy"].iloc[0])
             lam = float(mine["lambda"].iloc[0]) if "lambda" in mine else math.nan
             anchor = getattr(declared_mixing(policy, lam), "anchor", None)
@@ -174,23 +190,58 @@ def stability_table(
     return table
 
 
+def primary_distance(family: Any) -> tuple[str, str]:
+    """(distance metric, why) the verdict of a family's run reads, as the family declares it:
+    its parameters when they are identifiable (they determine the model one to one), else its
+    function-space values (:func:`~autophagy.models.base.function_space`: weights drift along
+    directions that change nothing the model does), else its parameters all the same (a plugin
+    that declares neither)."""
+    if family is not None and identifiable(family):
+        return "theta_distance", "the family's parameters are identifiable"
+    if family is not None and function_space(family):
+        return "function_distance", ("the family's parameters are not identifiable; its "
+                                     "function is")
+    return "theta_distance", "the family declares no function space"
+
+
 def stability_tables(
-    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None
+    metrics: pd.DataFrame, constants: Mapping[str, float] | None = None, *, family: Any = None
 ) -> list[pd.DataFrame]:
-    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured (the
-    theorem's constants belong to the parameters, so only that table gets them)."""
+    """A :func:`stability_table` for every distance of :data:`DISTANCES` the run measured, the
+    one ``family`` (the model class or instance) reads its verdict on first
+    (:func:`primary_distance`; ``table.attrs["primary"]``, with ``"why"``); when it was not
+    measured, the first that was. The theorem's constants belong to the parameters, so only that
+    table gets them."""
+    if metrics is None or not len(metrics):
+        return []
+    primary, why = primary_distance(family)
+    order = sorted(DISTANCES, key=lambda entry: entry[0] != primary)
     tables = []
-    for distance, step, squared, what in DISTANCES:
-        if metrics is None or not (metrics["metric"] == distance).any():
+    for distance, step, squared, what in order:
+        if not (metrics["metric"] == distance).any():
             continue
         table = stability_table(
             metrics, distance=distance, step=step, squared=squared,
             constants=constants if distance == "theta_distance" else None,
+            lag2=LAG2.get(distance),
         )  # fmt: skip
         table.attrs["what"] = what
         if len(table):
             tables.append(table)
+    for i, table in enumerate(tables):
+        table.attrs["primary"] = i == 0
+        table.attrs["why"] = why if table.attrs["distance"] == primary else (
+            f"{primary} was not measured" if i == 0 else "")
     return tables
+
+
+def run_family(config: Any) -> Any:
+    """The model class of a run's config, or None when its family is not importable here (a
+    plugin): what :func:`stability_tables` reads the primary distance from."""
+    try:
+        return MODELS[config.model.name] if config.model.name in MODELS else None
+    except AutophagyError:
+        return None
 
 
 def run_constants(config: Any, build_dataset: Callable[[Any, int], Any], *,

@@ -65,7 +65,9 @@ def theory_stability(
         list[float], typer.Option("--lambda", help="Synthetic-to-real ratio; repeat for several.")
     ] = [0.1, 0.5, 1.0],  # noqa: B006
     L: Annotated[
-        float | None, typer.Option("--L", help="Lipschitz constant of x -> grad log p [1].")
+        float | None,
+        typer.Option("--L", help="Lipschitz constant in x of the Hessian of log p in theta "
+                     "(the paper's assumption) [1]."),
     ] = None,
     eps: Annotated[
         float | None, typer.Option(help="W1 distance of the best model to the data [0.1].")
@@ -76,17 +78,20 @@ def theory_stability(
     generations: Annotated[int, typer.Option(help="Generations of the bound.")] = 10,
     d0: Annotated[float, typer.Option(help="Initial distance ||theta_0 - theta*||.")] = 1.0,
     error: Annotated[
-        float, typer.Option(help="Per-generation optimisation + statistical error (Theorem 2).")
+        float, typer.Option(help="Per-generation optimisation + statistical error (the "
+                            "paper's finite-sample theorem).")
     ] = 0.0,
     run_dir: Annotated[
         Path | None,
         typer.Option("--run", help="A run directory: its measured contraction per lambda beside "
-                     "the theorem (constants estimated for Gaussian runs, or --L/--eps/--alpha)."),
+                     "the bounds (constants estimated for Gaussian runs, or --L/--eps/--alpha)."),
     ] = None,
 ) -> None:
-    """The paper's stability condition lambda (1 + L eps / alpha) < 1, its contraction factor
-    and the bound on ||theta_t - theta*|| per lambda; with --run, the same theorem beside the
-    contraction a finished run measured (no retraining)."""
+    """Per lambda: the paper's stability condition lambda (1 + L eps / alpha) < 1 and its
+    contraction constant lambda (1 + L eps / alpha) ("paper", Bertrand et al., ICLR 2024, as
+    docs/stability.md cites it), this project's tighter bound lambda (1 + L eps / alpha) /
+    (1 + lambda) ("ours") and the bound on ||theta_t - theta*|| from it; with --run, the same
+    beside the contraction a finished run measured (no retraining)."""
     if run_dir is not None:
         _stability_of_run(run_dir, L, eps, alpha)
         return
@@ -94,6 +99,7 @@ def theory_stability(
         contraction_factor,
         distance_bound,
         max_stable_lambda,
+        paper_contraction_factor,
         stability_condition,
     )
 
@@ -103,20 +109,28 @@ def theory_stability(
     try:
         commands.console.print(
             f"largest stable lambda: {max_stable_lambda(L, eps, alpha):.4g} "
-            f"(L={L:g}, eps={eps:g}, alpha={alpha:g})"
+            f"(L={L:g}, eps={eps:g}, alpha={alpha:g}; paper's condition)"
         )
-        table = Table(title_justify="left")
-        for col in ("lambda", "stable", "rho", f"bound at t={generations}"):
+        table = Table(
+            title_justify="left", caption_justify="left",
+            caption="paper: the condition and constant lambda (1 + L eps / alpha) of Bertrand "
+                    "et al. (ICLR 2024), sourced in docs/stability.md; ours: this project's "
+                    "bound, the paper's constant divided by 1 + lambda (tighter).",
+        )
+        heads = ("lambda", "stable (paper)", "ρ paper", "ρ ours", f"bound t={generations} (ours)")
+        for col in heads:
             table.add_column(col, justify="right")
         for value in lam:
             if stability_condition(value, L, eps, alpha):
+                paper = paper_contraction_factor(value, L, eps, alpha)
                 rho = contraction_factor(value, L, eps, alpha)
                 bound = distance_bound(
                     generations, value, L, eps, alpha, initial_distance=d0, error=error
                 )[-1]
-                table.add_row(f"{value:g}", "[green]yes[/green]", f"{rho:.4g}", f"{bound:.4g}")
+                table.add_row(f"{value:g}", "[green]yes[/green]", f"{paper:.4g}", f"{rho:.4g}",
+                              f"{bound:.4g}")
             else:
-                table.add_row(f"{value:g}", "[red]no[/red]", "-", "no guarantee")
+                table.add_row(f"{value:g}", "[red]no[/red]", "-", "-", "no guarantee")
     except AutophagyError as err:
         fail(str(err))
     commands.console.print(table)
@@ -124,7 +138,7 @@ def theory_stability(
 
 def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
     """``theory stability --run``: the per-lambda tables of a finished run."""
-    from autophagy.analysis.stability import run_constants, stability_tables
+    from autophagy.analysis.stability import run_constants, run_family, stability_tables
     from autophagy.report.stability import print_stability
     from autophagy.run.cells import build_dataset
     from autophagy.store import RunStore
@@ -134,16 +148,17 @@ def _stability_of_run(run_dir: Path, L, eps, alpha) -> None:
         fail("--L, --eps and --alpha go together with --run (give all three)")
     try:
         store = RunStore.open(run_dir)
+        config = store.config()
         if any(v is not None for v in given.values()):
             constants = {**given, "source": "given on the command line"}
         else:
-            constants = run_constants(store.config(), build_dataset)
-        tables = stability_tables(store.results(), constants)
+            constants = run_constants(config, build_dataset)
+        tables = stability_tables(store.results(), constants, family=run_family(config))
     except (FileNotFoundError, AutophagyError) as err:
         fail(str(err))
     if not tables:
-        fail(f"{run_dir}: no distance to the fixed point was measured (theta_distance, "
-             "gen0_mmd2); add them to eval.metrics", code=1)
+        fail(f"{run_dir}: no distance to the fixed point was measured (function_distance, "
+             "theta_distance, gen0_mmd2); add them to eval.metrics", code=1)
     print_stability(tables, console=commands.console)
 
 

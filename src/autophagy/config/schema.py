@@ -183,6 +183,15 @@ def _check_lambdas(values: list[Any]) -> None:
         raise SubFieldError("lambda", "needs at least one value")
 
 
+class DownstreamConfig(_Section):
+    classifier: Literal["auto", "logistic", "mlp", "cnn"] = "auto"
+    """The downstream classifier: auto = mlp for points, logistic for images; cnn: the project's
+    small CNN (images)."""
+    labels: Literal["auto", "column", "annotator"] = "auto"
+    """Labels of generated samples: the dataset's label column (points), or an annotator
+    classifier trained once on the real training split (images); auto picks the column."""
+
+
 class EvalConfig(_Section):
     metrics: list[str] | None = None
     """Metric names; ``null``: every default metric that applies to the model and data."""
@@ -199,6 +208,8 @@ class EvalConfig(_Section):
     points, the dataset's CNN classifier for labelled images, Inception if a file is given."""
     inception: str | None = None
     """Inception TorchScript file (inception-2015-12-05.pt); default $AUTOPHAGY_INCEPTION."""
+    downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
+    """How the downstream metrics (tstr_*, trainset_*) train and label."""
 
     _list_metrics = field_validator("metrics", mode="before")(
         lambda v: v if v is None else _as_list(v)

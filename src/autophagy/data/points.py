@@ -271,3 +271,45 @@ def gaussian(
     mean, cov = gaussian_params(mean=mean, cov=cov, dim=dim)
     chol = np.linalg.cholesky(cov)
     return mean + rng.standard_normal((n, mean.size)) @ chol.T
+
+
+def long_tail_weights(modes: int = 10, decay: float = 0.6) -> np.ndarray:
+    """The true mode weights of :func:`long_tail`: ``decay^k`` normalised, k = 0..modes-1."""
+    modes = check_int(modes, "modes", 2)
+    decay = check_number(decay, "decay", positive=True)
+    if decay > 1:
+        raise InputError(f"decay must be a number in (0, 1] (weight ratio of modes k+1 and k), "
+                         f"got {decay}")
+    w = decay ** np.arange(modes, dtype=np.float64)
+    return w / w.sum()
+
+
+def long_tail_centres(modes: int = 10, radius: float = 2.0) -> np.ndarray:
+    """Mode centres of :func:`long_tail`: ``modes`` points evenly spaced on a circle."""
+    angles = 2 * np.pi * np.arange(modes) / modes
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def long_tail(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    modes: int = 10,
+    decay: float = 0.6,
+    radius: float = 2.0,
+    std: float = 0.15,
+) -> np.ndarray:
+    """Isotropic Gaussian modes on a circle with geometrically falling weights: a long tail.
+
+    Mode k (at angle 2 pi k / modes) has weight proportional to ``decay^k``: with the defaults
+    the head mode holds 40% of the mass and the last four together under 5%, so a loop that
+    loses its tails does so visibly, mode by mode. The true centres and weights are in the
+    dataset's ``params`` (``centres``, ``weights``, ``std``), so the tail metrics
+    (:mod:`autophagy.metrics.tails`) can count modes against the truth.
+    """
+    n, rng = _start(n, rng)
+    weights = long_tail_weights(modes, decay)
+    radius = check_number(radius, "radius", positive=True)
+    std = check_number(std, "std", positive=True)
+    mode = rng.choice(len(weights), size=n, p=weights)
+    return long_tail_centres(len(weights), radius)[mode] + std * rng.standard_normal((n, 2))

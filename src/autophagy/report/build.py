@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from autophagy.analysis.stability import run_constants, stability_tables
+from autophagy.analysis.stability import run_constants, run_family, stability_tables
 from autophagy.errors import WriteError
 from autophagy.report.html import write_report
 from autophagy.report.stability import print_stability
@@ -40,9 +40,10 @@ def build_report(store: RunStore, *, console: Console | None = None) -> Path:
         print_summary(table, console=console, metric=verdict_metric)
     stability = []
     if len(metrics):
-        stability = stability_tables(metrics, run_constants(config, build_dataset))
+        stability = stability_tables(metrics, run_constants(config, build_dataset),
+                                     family=run_family(config))
     if console is not None and stability:
-        print_stability(stability, console=console)
+        print_stability(stability, console=console, verdicts=table)
     try:
         return _write(store, config, metrics, cells, theory, samples, real, stability)
     except OSError as err:  # report.html or a sample grid: name the file, or the folder

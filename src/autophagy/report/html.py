@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autophagy.atomic import atomic_write_text
-from autophagy.report.classes import class_share_metrics, plot_class_histograms
+from autophagy.report.classes import SHARE_KINDS, class_share_metrics, plot_class_histograms
 from autophagy.report.images import plot_image_generations, save_image_grid
 from autophagy.report.plots import (
     SE_MIN_SEEDS,
@@ -220,7 +220,8 @@ def write_report(
     fig_dir = out_dir / "figures"
     colors = label_colors(cells, metrics)
     finite = metrics[np.isfinite(metrics["value"].to_numpy(float))]
-    class_shares = class_share_metrics(finite["metric"].unique())
+    shares = {k: class_share_metrics(finite["metric"].unique(), k) for k in SHARE_KINDS}
+    class_shares = [name for names in shares.values() for name in names]
     if metrics_to_plot is None:  # the class shares are one histogram figure, not one per class
         metrics_to_plot = order_metrics(
             [m for m in finite["metric"].unique() if m not in class_shares]
@@ -238,11 +239,15 @@ def write_report(
         caption = caption[:1].upper() + caption[1:]
         figures.append((caption, path))
 
-    if class_shares:
-        fig = plot_class_histograms(finite, colors)
-        path = save_figure(fig, fig_dir / "class_histogram.png")
-        figures.append(("Class histogram of each label's samples per generation (mean over "
-                        "seeds), from the dataset's classifier.", path))
+    for kind, names in shares.items():
+        if not names:
+            continue
+        fig = plot_class_histograms(finite, colors, kind)
+        path = save_figure(fig, fig_dir / f"{kind}_histogram.png")
+        source = ("the dataset's classifier" if kind == "class" else
+                  "the downstream labels (label column or annotator)")
+        figures.append((f"{kind.capitalize()} histogram of each label's samples per generation "
+                        f"(mean over seeds), from {source}.", path))
 
     if samples and _is_2d(samples):
         label_of = dict(zip(cells["cell"], cells["label"], strict=True))
@@ -291,11 +296,16 @@ def write_report(
             "count in the curves, see the cells table."
         )
 
-    from autophagy.report.stability import plot_stability, stability_html, stability_tables
+    from autophagy.report.stability import (
+        one_seed,
+        plot_stability,
+        stability_html,
+        stability_tables,
+    )
 
     tables = stability_tables(metrics) if stability is None else list(stability)
     stability_png = None
-    if tables:
+    if tables and not one_seed(tables):
         styles = label_styles(cells, metrics)  # a comparison: one marker per run
         stability_png = save_figure(plot_stability(tables, styles), fig_dir / "stability.png")
     html = render_html(

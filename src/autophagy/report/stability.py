@@ -28,6 +28,9 @@ from autophagy.report import marks
 from autophagy.report.runs import RunStyle, base_label, run_legend
 
 __all__ = [
+    "agreement_line",
+    "disagreements",
+    "one_seed",
     "DISTANCES",
     "plot_stability",
     "print_stability",
@@ -70,12 +73,14 @@ def stability_caption(table: pd.DataFrame) -> str:
     parts = []
     if c is not None:
         parts.append(
-            f"Theorem 1 with L = {c['L']:.3g}, eps = {c['eps']:.3g}, alpha = {c['alpha']:.3g} "
-            f"({c.get('source', 'given')}) covers lambda < {a['theorem_max_lambda']:.3g}"
+            f"The paper's condition lambda (1 + L eps / alpha) < 1 with L = {c['L']:.3g}, "
+            f"eps = {c['eps']:.3g}, alpha = {c['alpha']:.3g} ({c.get('source', 'given')}) "
+            f"covers lambda < {a['theorem_max_lambda']:.3g}"
         )
     else:
-        parts.append("No L, eps, alpha for this distance: the theorem's rho is shown for "
-                     "eps = 0 only (a perfect model class; covers lambda < 1)")
+        parts.append("No L, eps, alpha for this distance: this project's bound is shown for "
+                     "eps = 0 only (a perfect model class; the paper's condition covers "
+                     "lambda < 1)")
     observed = a.get("observed_max_lambda", math.nan)
     if math.isfinite(observed):
         every = " (every mixed lambda of the run)" if a.get("observed_all_stable") else ""
@@ -85,8 +90,10 @@ def stability_caption(table: pd.DataFrame) -> str:
     text = "; ".join(parts) + "."
     if c is not None and math.isfinite(observed) and a["theorem_max_lambda"] > 0:
         text += (f" The condition is sufficient, not necessary: the run is stable up to "
-                 f"{observed / a['theorem_max_lambda']:.3g}x the theorem's bound.")
-    return text
+                 f"{observed / a['theorem_max_lambda']:.3g}x the paper's bound.")
+    return text + (" ρ ours: lambda (1 + L eps / alpha) / (1 + lambda), this project's bound "
+                   "(lambda / (1 + lambda) at eps = 0), tighter than the paper's constant "
+                   "lambda (1 + L eps / alpha).")
 
 
 def _short(row: Any) -> tuple[str, str]:
@@ -101,23 +108,85 @@ def _short(row: Any) -> tuple[str, str]:
     return rho, plateau
 
 
-def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None) -> None:
-    """The per-lambda tables in the terminal, after the verdicts (measured rho ± half the
-    interval, plateau ± one standard error; ``theory``: the Gaussian MLE's expected plateau;
-    ``ρ thm`` is "–" where Theorem 1's condition fails: the HTML report spells it out)."""
+MIN_SEEDS = 2
+"""Seeds a label needs before its measured rho gets an interval worth printing."""
+
+
+def one_seed(tables: Sequence[pd.DataFrame]) -> bool:
+    """Whether no label of the tables has :data:`MIN_SEEDS` seeds: a jackknife over one seed's
+    generations gives numbers, but no interval a reader should act on."""
+    return all(int(t["n_seeds"].max()) < MIN_SEEDS for t in tables if len(t))
+
+
+def seeds_line(tables: Sequence[pd.DataFrame]) -> str:
+    n = max((int(t["n_seeds"].max()) for t in tables if len(t)), default=0)
+    return (f"Stability: needs {MIN_SEEDS} or more seeds for an interval of the contraction "
+            f"factor (this run has {n}); rerun with --set 'seed=[0,1,2]'.")
+
+
+VERDICT_MATCH = {"stable": "stable", "collapsing": "unstable", "drifting": "unstable"}
+"""The stability table's observed verdict that agrees with each verdict of the verdict table
+(``diverged`` and ``n/a`` have none)."""
+
+
+def disagreements(verdicts: pd.DataFrame, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(label, verdict, observed)`` for each curve whose verdict (the verdict metric's level,
+    last generations against generation 0) and measured stability (the distance to the fixed
+    point contracting) say different things."""
+    observed = dict(zip(table["label"], table["observed"], strict=True))
+    out = []
+    for label, verdict in zip(verdicts["label"], verdicts["verdict"], strict=True):
+        want = VERDICT_MATCH.get(str(verdict))
+        got = observed.get(label)
+        if want is not None and got is not None and got != want:
+            out.append((str(label), str(verdict), str(got)))
+    return out
+
+
+def agreement_line(verdicts: pd.DataFrame, table: pd.DataFrame) -> str:
+    """One line: the verdicts and the stability table agree, or where and why they differ."""
+    found = disagreements(verdicts, table)
+    if not found:
+        return "Verdicts and stability agree on every curve."
+    curves = ", ".join(f"{label} ({verdict} vs {observed})" for label, verdict, observed in found)
+    why = []
+    if any(observed == "inconclusive" for _, _, observed in found):
+        why.append("an interval of rho too wide to call (more seeds or generations narrow it)")
+    if any(observed != "inconclusive" for _, _, observed in found):
+        why.append("the verdict reads the level of its metric against generation 0, the "
+                   "stability table whether the distance to the fixed point contracts")
+    return f"Verdicts and stability differ on {curves}: " + "; ".join(why) + "."
+
+
+def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None = None,
+                    verdicts: pd.DataFrame | None = None) -> None:
+    """The stability table of the family's own distance in the terminal, after the verdicts
+    (measured rho ± half the interval, plateau ± one standard error; ``theory``: the Gaussian
+    MLE's expected plateau; ``ρ ours`` is this project's bound, "–" where the paper's condition
+    fails: the HTML report spells it out), then one line on whether it agrees with
+    ``verdicts``. The other distances are in the report; a one-seed run gets one line instead
+    (:func:`seeds_line`)."""
     console = console or Console()
-    for table in tables:
+    if not tables:
+        return
+    if one_seed(tables):
+        console.print(seeds_line(tables), markup=False, highlight=False, soft_wrap=True)
+        return
+    primary = [t for t in tables if t.attrs.get("primary", True)][:1] or list(tables[:1])
+    for table in primary:
         a = table.attrs
         theory = bool(table["plateau_theory"].notna().any())
+        why = f"; {a['why']}" if a.get("why") else ""
         rich_table = Table(
-            title=f"Stability on {a['distance']} ({a.get('what', '')}): theorem vs measurement",
+            title=f"Stability on {a['distance']} ({a.get('what', '')}{why}): theorem vs "
+                  "measurement",
             title_justify="left",
             caption=stability_caption(table),
             caption_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        heads = ["label", "ρ ε=0", "ρ thm", f"ρ {a['level']:.0%}", "plateau"]
+        heads = ["label", "ρ ours ε=0", "ρ ours", f"ρ {a['level']:.0%}", "plateau"]
         heads += ["theory"] if theory else []
         for head in [*heads, "observed"]:
             right = head not in ("label", "observed")
@@ -130,29 +199,41 @@ def print_stability(tables: Sequence[pd.DataFrame], *, console: Console | None =
             cells += [_num(row.plateau_theory)] if theory else []
             rich_table.add_row(*cells, f"[{color}]{row.observed}[/]")
         console.print(rich_table)
+    others = [f"{t.attrs['distance']} ({t.attrs.get('what', '')})" for t in tables
+              if t is not primary[0]]
+    lines = []
+    if verdicts is not None and len(verdicts):
+        lines.append(agreement_line(verdicts, primary[0]))
+    if others:
+        lines.append("Also measured, in report.html: " + ", ".join(others) + ".")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = None) -> str:
     """The report's section: the figure, one table per distance, and how to read them."""
     if not tables:
         return ("<section><h2>Stability</h2><p>No distance to the fixed point was measured "
-                "(add theta_distance and theta_step, or gen0_mmd2 and step_mmd2, to "
-                "eval.metrics).</p></section>")
+                "(add function_distance and function_step, theta_distance and theta_step, or "
+                "gen0_mmd2 and step_mmd2, to eval.metrics).</p></section>")
+    if one_seed(tables):
+        return f"<section><h2>Stability</h2><p>{escape(seeds_line(tables))}</p></section>"
     parts = ["<section><h2>Stability: the theorem against the run</h2>"]
     if figure is not None and Path(figure).is_file():
         data = base64.b64encode(Path(figure).read_bytes()).decode("ascii")
         parts.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="rho against lambda">'
             "<figcaption>Measured contraction factor against lambda (dots, "
-            f"{tables[0].attrs['level']:.0%} interval), the theorem's rho for a perfect model "
-            "class (lam / (1 + lam), solid) and with the estimated constants (dashed, up to the "
-            "largest stable lambda it covers); fully synthetic on the right. An interval beyond "
+            f"{tables[0].attrs['level']:.0%} interval), this project's bound for a perfect "
+            "model class (lam / (1 + lam), solid) and with the estimated constants (lam (1 + L "
+            "eps / alpha) / (1 + lam), dashed, up to the largest lambda the paper's condition "
+            "covers); fully synthetic on the right. An interval beyond "
             "the axis ends in an arrowhead with its bound written, a rho beyond it sits on the "
             "edge with its value; in a comparison each run has its own marker.</figcaption>"
             "</figure>"
         )
-    head = ["label", "λ", "ρ, ε=0", "ρ theorem", "ρ measured [interval]", "plateau",
-            "plateau, theory", "predicted", "observed"]
+    head = ["label", "λ", "ρ ours, ε=0", "ρ ours", "ρ measured [interval]", "plateau",
+            "plateau, theory", "predicted (paper's condition)", "observed"]
     for table in tables:
         a = table.attrs
         rows = []
@@ -165,8 +246,10 @@ def stability_html(tables: Sequence[pd.DataFrame], figure: str | Path | None = N
                           for i, c in enumerate(cells))
             rows.append(f'<tr>{tds}<td class="{klass}">{row.observed}</td></tr>')
         header = "".join(f"<th>{h}</th>" for h in head)
+        verdict = (f" (the verdict's distance: {escape(a['why'])})"
+                   if a.get("primary") and a.get("why") else "")
         parts.append(
-            f"<h3>{escape(a['distance'])}: {escape(a.get('what', ''))}</h3>"
+            f"<h3>{escape(a['distance'])}: {escape(a.get('what', ''))}{verdict}</h3>"
             f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<p>{escape(stability_caption(table))} Measured rho: {escape(a['method'])} "
             f"estimate pooled over seeds and generations, interval over {escape(a['ci_over'])} "
@@ -224,13 +307,13 @@ def _stability_panel(ax: Any, table: pd.DataFrame, styles: dict[str, RunStyle]) 
     lam_max = float(mixed["lambda"].max()) if len(mixed) else 1.0
     right = max(lam_max, 1.0) * 1.15
     grid = np.linspace(0.0, right, 300)
-    ax.plot(grid, grid / (1 + grid), color="0.35", lw=1.4, label="theorem, ε = 0: λ/(1+λ)")
+    ax.plot(grid, grid / (1 + grid), color="0.35", lw=1.4, label="ours, ε = 0: λ/(1+λ)")
     c = a.get("constants")
     if c is not None:
         kappa = 1.0 + c["L"] * c["eps"] / c["alpha"]
         covered = grid[grid * kappa < 1.0]
         ax.plot(covered, covered * kappa / (1 + covered), "--", color="#1f77b4", lw=1.4,
-                label=f"theorem, estimated constants (λ < {a['theorem_max_lambda']:.2g})")
+                label=f"ours, estimated constants (paper's λ < {a['theorem_max_lambda']:.2g})")
         ax.axvline(a["theorem_max_lambda"], color="#1f77b4", lw=0.8, ls=":")
     ax.axhline(1.0, color="#cf222e", lw=0.8, ls=":")
     y0, y1 = _rho_window(table)

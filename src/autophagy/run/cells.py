@@ -6,6 +6,7 @@ own folder, so a batch runs the same way on any executor, and a crashed run resu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from autophagy.analysis.overlay import theory_overlay
 from autophagy.config import Config, config_field
 from autophagy.data import Dataset, load_dataset
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
+from autophagy.metrics.fixed_point import STABILITY_METRICS
 from autophagy.models.registry import build_model
 from autophagy.run.grid import CellSpec, expand_grid
 from autophagy.store import RunStore
@@ -63,6 +65,18 @@ def build_config_model(config: Config) -> Any:
     return model
 
 
+def eval_settings(cfg: Any, policy: Any) -> EvalSettings:
+    """The cell's evaluation settings: its config's, plus the distances to the fixed point
+    (:data:`~autophagy.metrics.fixed_point.STABILITY_METRICS`) when its policy declares a
+    mixing scheme, whatever ``eval.metrics`` lists: every run with mixed cells gets its
+    stability table."""
+    settings = EvalSettings.from_config(cfg.eval)
+    if settings.metrics is None or policy.mixing() is None:
+        return settings
+    extra = tuple(m for m in STABILITY_METRICS if m not in settings.metrics)
+    return dataclasses.replace(settings, metrics=settings.metrics + extra)
+
+
 def run_batch(
     config: Config, specs: list[CellSpec], store: RunStore, emit: Callable[[Event], None]
 ) -> dict[str, str]:
@@ -95,7 +109,7 @@ def run_batch(
             if run_id is not None and run_id != kept:  # before any generation is sent
                 cell.write_info(**{TRACKER_RUN: run_id})
         runs.append(CellRun(model, dataset, spec.policy, loop_settings(cfg, spec.seed),
-                            EvalSettings.from_config(cfg.eval), store=cell, progress=progress,
+                            eval_settings(cfg, spec.policy), store=cell, progress=progress,
                             tracker=tracker))
         built.append((spec, cfg, dataset, cell))
     for (spec, cfg, dataset, cell), result in zip(built, run_cells(runs), strict=True):

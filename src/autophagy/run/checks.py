@@ -31,7 +31,8 @@ def check_config(config: Config) -> None:
             with config_field(f"loop.policies.{policy.name}"):
                 policy.bind(dataset)  # a reward is built and tried on real samples
     metrics = resolve_metrics(config.eval.metrics)
-    if any(m.needs for m in metrics):
+    check_downstream(metrics, dataset, config)
+    if any(m.needs & {"features", "classifier"} for m in metrics):
         from autophagy.metrics.feature_metrics import make_extractor
 
         with config_field("eval"):
@@ -48,3 +49,37 @@ def check_config(config: Config) -> None:
         raise ConfigError(
             f"eval.verdict_metric: {config.eval.verdict_metric!r} is not among eval.metrics"
         )
+
+
+def check_downstream(metrics, dataset, config: Config) -> None:
+    """A metric that needs labels or a group attribute is refused on a dataset without one,
+    naming the metric and the datasets that have it; so is a bad ``eval.downstream``."""
+    from autophagy.data.labelled import has_groups, has_labels
+    from autophagy.data.registry import datasets_providing
+
+    for what, present in (("labels", has_labels(dataset)), ("groups", has_groups(dataset))):
+        wanting = [m.name for m in metrics if what in m.needs]
+        if wanting and not present:
+            noun = "class labels" if what == "labels" else "a group attribute"
+            raise ConfigError(
+                f"eval.metrics: {wanting[0]!r} needs {noun}, which dataset "
+                f"{config.data.name!r} lacks; datasets with {noun}: "
+                f"{', '.join(datasets_providing(what))}"
+            )
+    if any("labels" in m.needs for m in metrics):
+        from autophagy.metrics.downstream import label_source
+
+        with config_field("eval"):
+            label_source(dataset, config.eval.downstream.labels)
+            if config.eval.downstream.classifier == "cnn" and dataset.kind != "images":
+                raise ConfigError("eval.downstream.classifier: cnn is for images; use logistic "
+                                  "or mlp")
+            if dataset.kind != "images" and label_source(
+                    dataset, config.eval.downstream.labels) == "annotator":
+                raise ConfigError("eval.downstream.labels: the annotator labels images; points "
+                                  f"of {config.data.name!r} carry their label as a column")
+        if any("groups" in m.needs for m in metrics):
+            from autophagy.metrics.downstream import require_fairlearn
+
+            with config_field("eval.metrics"):
+                require_fairlearn()

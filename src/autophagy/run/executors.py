@@ -24,6 +24,7 @@ from autophagy.registry import Registry
 from autophagy.run.cells import run_batch
 from autophagy.run.grid import CellSpec
 from autophagy.store import RunStore
+from autophagy.threads import pinned_threads, share
 
 Event = dict[str, Any]
 Emit = Callable[[Event], None]
@@ -117,16 +118,23 @@ def drain(get_nowait: Callable[[], Event], emit: Emit) -> None:
 
 
 class InlineExecutor:
-    """Every batch in this process, one after another (notebooks, debugging, one core)."""
+    """Every batch in this process, one after another (notebooks, debugging, one core).
+
+    Each batch trains with the threads a worker process of the same run would get
+    (:func:`autophagy.threads.share`: ``cores // workers``, one each when the batches fill the
+    cores), and the caller's thread settings come back when the run ends (:attr:`threads` None
+    leaves them alone, the old behaviour)."""
 
     def __init__(self, config: Config | None = None, n_batches: int = 1):
-        pass
+        workers = config.run.workers if config is not None else None
+        self.threads: int | None = share(n_batches, workers)
 
     def run(self, config: Config, batches: list[list[CellSpec]], store: RunStore,
             emit: Emit) -> dict[str, str]:
         statuses: dict[str, str] = {}
-        for batch in batches:
-            statuses.update(run_batch(config, batch, store, emit))
+        with pinned_threads(self.threads):
+            for batch in batches:
+                statuses.update(run_batch(config, batch, store, emit))
         return statuses
 
 
@@ -143,7 +151,7 @@ class ProcessExecutor:
         manager.start(exit_with_parent)
         queue = manager.Queue()
         statuses: dict[str, str] = {}
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = share(self.workers)
         payload = config.model_dump_json(by_alias=True)
         try:
             pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_parent)

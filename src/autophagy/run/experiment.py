@@ -38,6 +38,11 @@ def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
             dataset = build_dataset(cfg, seed)
             if dataset.kind == "images" and "train_labels" in dataset.params:
                 make_extractor("classifier", dataset)
+                if "train_groups" in dataset.params and any(
+                        "groups" in m.needs for m in resolve_metrics(config.eval.metrics)):
+                    from autophagy.metrics.downstream import prepare_annotators
+
+                    prepare_annotators(dataset)  # the downstream metrics' group annotator
 
 
 def run_experiment(

@@ -17,8 +17,9 @@ from autophagy.models import (
     build_model,
 )
 
-KNOWN_NEEDS = frozenset({"features", "classifier"})
-"""What the experiment prepares before workers start when a metric or policy declares it."""
+KNOWN_NEEDS = frozenset({"features", "classifier", "labels", "groups"})
+"""What the experiment prepares before workers start when a metric or policy declares it
+(``features``, ``classifier``), or checks the dataset has (``labels``, ``groups``)."""
 PROTOCOL = ("fit", "sample", "state_dict", "load_state_dict")
 
 

@@ -27,14 +27,16 @@ from autophagy.testing.common import (
 
 
 def _context(model: Any, dataset: Dataset, policy: Policy | None, n: int, seed: int,
-             features: str) -> EvalContext:
+             features: str, policy_state: Mapping[str, Any] | None = None) -> EvalContext:
     from autophagy.loop import evaluation_rng
 
     rng = evaluation_rng(seed, 0)
     samples = _data_shaped(sample_at(model, n, rng=rng), dataset)
     mean, cov = model_moments(model, samples)
     return EvalContext(model, samples, dataset.test.copy(), dataset, rng,
-                       {"mean": mean, "cov": cov}, features=features, policy=policy)
+                       {"mean": mean, "cov": cov}, features=features, policy=policy,
+                       policy_state=dict(policy_state or {}),
+                       train=dataset.train)  # generation 0 trains on the real data
 
 
 def check_metric(
@@ -46,6 +48,7 @@ def check_metric(
     features: str = "auto",
     n: int = 200,
     seed: int = 0,
+    policy_state: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Check a metric against what the loop relies on; return the rules passed.
 
@@ -54,14 +57,16 @@ def check_metric(
     default: a Gaussian fitted to ``dataset``, 128 moons by default) against the held-out set,
     with ``policy`` bound to the data where the metric reads one (the curated reward metrics),
     and the feature extractor ``features`` (config ``eval.features``; ``"pixels"`` needs no
-    training).
+    training). ``policy_state`` is what a policy recorded while building a later generation's
+    training set, for the metrics that read it (the verified policy's ``acceptance_rate``).
 
     Rules (each one sentence of why):
 
     - *is a Metric*: the loop and the report read its name, title, order and direction.
     - *describes itself*: text name, description and title, a boolean ``lower_is_better``, a
       numeric ``order``, and ``needs`` only among what the experiment prepares (``features``,
-      ``classifier``), since it prepares them before workers start.
+      ``classifier``), since it prepares them before workers start, or checks the dataset has
+      (``labels``, ``groups``).
     - *applies*: ``applies(ctx)`` answers True or False (the loop skips it when False; then
       nothing else is checked and ``"applies: no"`` is returned).
     - *finite float*: the results table stores one number per metric and generation (a group
@@ -70,6 +75,8 @@ def check_metric(
     - *leaves ctx.rng alone*: a metric draws from ``metric_rng(ctx, name)``; advancing
       ``ctx.rng`` would move every metric computed after it.
     - *inputs untouched*: the samples and held-out data are shared by every metric.
+
+    A family (``Metric.expand``, one metric per class or group) is checked member by member.
     """
     rules = _Rules(metric if isinstance(metric, str) else getattr(metric, "name", "metric"))
     with rules.rule("constructible"):
@@ -97,7 +104,7 @@ def check_metric(
         bound = parse_policy(policy).bind(data)
 
     def fresh() -> EvalContext:
-        return _context(model, data, bound, n, seed, features)
+        return _context(model, data, bound, n, seed, features, policy_state)
 
     ctx = fresh()
     with rules.rule("applies"):
@@ -106,6 +113,13 @@ def check_metric(
             rules.fail("applies", f"applies(ctx) returned {applies!r}, not True or False")
     if not applies:
         return [*rules.passed, "applies: no (nothing computed)"]
+    if m.expand is not None:  # a family: each of its members is checked as a metric
+        members = m.expand(ctx)
+        passed: list[str] = []
+        for member in members:
+            passed = check_metric(member, data, model=model, policy=policy, features=features,
+                                  n=n, seed=seed)
+        return [*rules.passed, f"family of {len(members)}", *passed[-3:]]
     before = (ctx.samples.copy(), ctx.held_out.copy(), copy.deepcopy(ctx.rng.bit_generator.state))
     with rules.rule("finite float"):
         if m.group is not None:

@@ -121,7 +121,10 @@ def check_policy(
                 policy = bound if first else type(p).from_params(**p.params).bind(data)
             synth = _data_shaped(previous.sample(int(k), rng=rng), data)
             inputs = [real.copy(), synth.copy(), None if data.pool is None else data.pool.copy()]
-            result = policy.next_training_set(real, synth, state, rng=rng, pool=data.pool)
+            more = {"draw": lambda m: _data_shaped(previous.sample(int(m), rng=rng), data),
+                    "model": previous} if policy.draws_more else {}
+            result = policy.next_training_set(real, synth, state, rng=rng, pool=data.pool,
+                                              **more)
             if first:
                 _check_training_set(rules, result, real, synth, data, inputs, g)
             train, state = result

@@ -3,8 +3,10 @@
 - :mod:`~autophagy.theory.gaussian`: exact expected moments of a Gaussian MLE retrained under each
   policy (collapse when fully synthetic, a stable fixed point with real data);
 - :mod:`~autophagy.theory.kde`: expected spread of a KDE retrained on its own samples;
-- :mod:`~autophagy.theory.theorem`: Bertrand et al. (2024)'s stability condition, contraction
-  factor and distance bound;
+- :mod:`~autophagy.theory.mitigations`: accumulate-subsample and self-correction, exact for the
+  Gaussian MLE;
+- :mod:`~autophagy.theory.theorem`: Bertrand et al. (2024)'s stability condition and contraction
+  constant, this project's tighter contraction bound, and the distance bound;
 - :mod:`~autophagy.theory.simulation`: the Gaussian and KDE loops vectorised over thousands of
   seeds, to check every closed form above by simulation.
 
@@ -42,6 +44,7 @@ from autophagy.theory.theorem import (
     distance_bound,
     empirical_contraction_factor,
     max_stable_lambda,
+    paper_contraction_factor,
     stability_condition,
 )
 
@@ -63,6 +66,7 @@ __all__ = [
     "logdet_step_variance",
     "max_stable_lambda",
     "mixed_mean_contraction",
+    "paper_contraction_factor",
     "resolve_policy",
     "simulate_gaussian_loop",
     "simulate_kde_loop",

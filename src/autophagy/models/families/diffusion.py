@@ -310,6 +310,14 @@ class DDPM(NetworkModel):
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         return self._loss_given(module, batch, self._draw(batch, generator))
 
+    function_space = True
+
+    def _prediction(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """The noise prediction eps_net(x_t, t / T) at the loss's (x_t, t) for data ``batch``."""
+        abar = torch.cumprod(1 - self.betas_, 0).to(batch)[drawn["t"]]
+        xt = _b(abar.sqrt(), batch) * batch + _b((1 - abar).sqrt(), batch) * drawn["eps"]
+        return module(xt, drawn["t"].to(batch.dtype) / int(self.timesteps))
+
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
     ) -> torch.Tensor:
@@ -394,6 +402,14 @@ class EDM(NetworkModel):
 
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         return self._loss_given(module, batch, self._draw(batch, generator))
+
+    function_space = True
+
+    def _prediction(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """The denoiser D(y + sigma eps; sigma) at the loss's noise levels for data ``batch``."""
+        sigma = (float(self.p_mean) + float(self.p_std) * drawn["z"]).exp()
+        return edm_denoise(module, batch + _b(sigma, batch) * drawn["eps"], sigma,
+                           float(self.sigma_data))
 
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float

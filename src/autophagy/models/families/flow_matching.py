@@ -201,6 +201,16 @@ class FlowMatching(NetworkModel):
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         return self._loss_given(module, batch, self._draw(batch, generator))
 
+    function_space = True
+
+    def _prediction(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
+        """The velocity v(x_t, t) at the loss's (x_t, t) for data ``batch`` (no OT pairing:
+        the probes are fixed points, not a minibatch to couple)."""
+        t = drawn["t"]
+        tt = t.reshape(-1, *([1] * (batch.ndim - 1)))
+        xt = (1 - tt) * drawn["x0"] + tt * batch + float(self.sigma) * drawn["eps"]
+        return module(xt, t)
+
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float
     ) -> torch.Tensor:

@@ -28,6 +28,7 @@ import zuko
 from torch import nn
 
 from autophagy.errors import InputError
+from autophagy.models.base import density_probes, density_values
 from autophagy.models.families.neural import NeuralModel
 from autophagy.models.training.trainer import randn
 
@@ -184,6 +185,20 @@ class NormalizingFlow(NeuralModel):
         out = [module().log_prob(u[i : i + _CHUNK]).double().cpu().numpy()
                for i in range(0, len(u), _CHUNK)]
         return (np.concatenate(out) if out else np.empty(0)) - log_det
+
+    function_space = True
+
+    def function_probes(
+        self, rng: np.random.Generator, held_out: np.ndarray, samples: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Probe points (real held-out, generation-0 samples) and this model's log-density
+        there: :func:`~autophagy.models.base.density_probes`."""
+        return density_probes(self, rng, held_out, samples)
+
+    def function_values(self, probes: dict[str, np.ndarray]) -> np.ndarray:
+        """Square roots of the density ratio to generation 0 at the probes:
+        :func:`~autophagy.models.base.density_values`."""
+        return density_values(self, probes)
 
     def _sample(
         self, module: nn.Module, n: int, generator: torch.Generator, temperature: float

@@ -32,6 +32,8 @@ class KernelDensity:
     covariance, re-estimated each generation: the variance then grows geometrically).
     """
 
+    identifiable = True  # its distance to the fixed point is the L2 distance of densities
+
     def __init__(self, bandwidth: float | str = "scott"):
         if isinstance(bandwidth, str):
             rule_of_thumb_factor(bandwidth, 10, 1)  # validates the name

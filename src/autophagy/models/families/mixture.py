@@ -29,6 +29,8 @@ class GaussianMixture:
         >>> gmm = GaussianMixture(n_components=8).fit(x, rng=np.random.default_rng(0))
     """
 
+    identifiable = True  # up to the order of its components, matched at each measurement
+
     def __init__(
         self,
         n_components: int = 8,

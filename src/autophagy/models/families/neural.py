@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from autophagy.errors import InputError
+from autophagy.models.base import probe_points
 from autophagy.models.nets import BATCHABLE, NetworkBuilder, build_network, check_network
 from autophagy.models.nets.unet import UNet
 from autophagy.models.training.trainer import (
@@ -385,6 +386,27 @@ class NeuralModel:
             parts = [self._sample(module, min(chunk, n - i), g, tau).float()
                      for i in range(0, n, chunk)]
         return self._to_data_space(torch.cat(parts))
+
+    # ------------------------------------------------------- function space
+    def function_probes(
+        self, rng: np.random.Generator, held_out: np.ndarray, samples: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Fixed probes for :meth:`function_values`: points (real held-out and generation-0
+        samples, :func:`~autophagy.models.base.probe_points`) and the seed of the family's own
+        draws at them (the (x, t) pairs of a denoiser or velocity)."""
+        x = probe_points(rng, held_out, samples, values_each=math.prod(self.shape_))
+        return {"x": x, "seed": np.int64(rng.integers(2**62))}
+
+    @torch.no_grad()
+    def function_values(self, probes: dict[str, np.ndarray]) -> np.ndarray:
+        """What the sampling network predicts at the probes (:meth:`_prediction`: a denoiser,
+        a noise or a velocity at the (x, t) pairs the family's loss draws), flat, divided by
+        sqrt(#probes): the Euclidean distance between two generations' values is then the root
+        mean square over probes of the difference of their predictions."""
+        x = self._to_model_space(probes["x"])
+        generator = torch.Generator().manual_seed(int(probes["seed"]))
+        out = self._prediction(self.eval_module, x, self._draw(x, generator))
+        return out.double().cpu().numpy().reshape(-1) / math.sqrt(len(x))
 
     def state_dict(self) -> dict[str, Any]:
         """Sample shape, the fixed standardisation and the trainer (weights, EMA, AdamW, step)."""
