@@ -1,6 +1,7 @@
-"""Cells trained as one vmapped batch get the bits they get alone: weights, AdamW moments, EMA
-and step, through the model API, the loop (a diverging cell stops alone) and resume after an
-interruption inside a batch."""
+"""Cells trained as one stacked batch get the bits they get alone, for every family on points
+(nsf, maf, cfm, otcfm, ddpm, edm): weights, AdamW moments, EMA, step and losses, through the
+model API, the loop (a diverging cell stops alone) and resume after an interruption inside a
+batch."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from autophagy.models.families.diffusion import DDPM, EDM
 from autophagy.models.families.flow_matching import FlowMatching
 from autophagy.models.families.flows import NormalizingFlow
 from autophagy.models.families.neural import fit_batched
+from autophagy.models.training.batched import stack_linear
 from autophagy.policies import parse_policy
 from autophagy.store import CellStore
 
@@ -53,30 +55,12 @@ def _flat(model) -> torch.Tensor:
     return torch.cat(out)
 
 
-@pytest.mark.parametrize("flow", ["nsf", "maf"])
-def test_a_batch_trains_every_model_to_the_bits_it_gets_alone(flow):
-    datas = [load_dataset("moons", n_train=n, seed=s).train for s, n in [(0, 200), (1, 300),
-                                                                          (2, 250)]]
-    alone = [NormalizingFlow(flow, **TINY) for _ in datas]
-    for s, (model, data) in enumerate(zip(alone, datas, strict=True)):
-        rng = np.random.default_rng(s)
-        model.fit(data, rng=rng)
-        model.fit(data[:150], warm_start=True, rng=rng)
-    batch = [NormalizingFlow(flow, **TINY) for _ in datas]
-    rngs = [np.random.default_rng(s) for s in range(3)]
-    assert fit_batched(batch, datas, warm_start=False, budgets=[None] * 3, rngs=rngs) == [None] * 3
-    warm = [d[:150] for d in datas]
-    assert fit_batched(batch, warm, warm_start=True, budgets=[None] * 3, rngs=rngs) == [None] * 3
-    for a, b in zip(alone, batch, strict=True):
-        assert torch.equal(_flat(a), _flat(b))
-    for rng_a, rng_b in zip([np.random.default_rng(s) for s in range(3)], rngs, strict=True):
-        assert rng_a.bit_generator.state != rng_b.bit_generator.state  # the batch drew from each
-
-
 NETWORK = dict(hidden_features=(16, 16), time_features=8, batch_size=64, lr=0.003,
                device="cpu", initial_budget=64 * 12, budget=64 * 4, grad_clip=0.5, ema=0.9,
                weight_decay=0.01)
-FAMILIES = {
+FAMILIES = {  # every family on points
+    "nsf": lambda: NormalizingFlow("nsf", **TINY),
+    "maf": lambda: NormalizingFlow("maf", **TINY),
     "cfm": lambda: FlowMatching("independent", sigma=0.1, **NETWORK),
     "otcfm": lambda: FlowMatching("ot", **NETWORK),
     "ddpm": lambda: DDPM(timesteps=100, **NETWORK),
@@ -102,15 +86,48 @@ def _alone_and_batched(makers):
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_a_batch_trains_every_noise_drawing_model_to_the_bits_it_gets_alone(family):
-    # the loss's noise (and OT-CFM's pairing) is drawn per cell outside vmap, in the order the
-    # model's own loss draws it; exact because the MLP's SiLU differentiates with the fused
-    # kernel under torch.func too (networks.SiLU), as autograd does alone
+def test_a_batch_trains_every_model_to_the_bits_it_gets_alone(family):
+    # weights, AdamW moments, EMA, step and every step's loss, cold then warm; the loss's noise
+    # (and OT-CFM's pairing) is drawn per cell, in the order the model's own loss draws it
     assert FAMILIES[family]().batchable
     alone, batch = _alone_and_batched([FAMILIES[family]] * 3)
     for a, b in zip(alone, batch, strict=True):
         assert torch.equal(_flat(a), _flat(b))
         np.testing.assert_array_equal(a.last_train_.losses, b.last_train_.losses)
+    # trained stacked (one module of StackedLinear layers), not through the vmap fallback
+    assert stack_linear([m.trainer_.module for m in batch]) is not None
+    assert hasattr(batch[0], "_loss_stacked")
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_stacked_loss_and_gradients_are_each_cells_alone(family):
+    """One step's K losses of the stacked module on (K, n, ...) batches, and the gradients of
+    its stacked weights, against each cell's own module, loss and autograd: to the bit."""
+    models = [FAMILIES[family]() for _ in range(3)]
+    datas = [load_dataset("moons", n_train=n, seed=s).train for s, n in [(0, 64), (1, 64),
+                                                                          (2, 64)]]
+    for s, (model, data) in enumerate(zip(models, datas, strict=True)):
+        model.fit(data, budget=0, rng=np.random.default_rng(s))  # fresh weights, no step
+    modules = [m.trainer_.module for m in models]
+    stacked = stack_linear(modules)
+    batch = torch.stack([torch.as_tensor(d, dtype=torch.float32) for d in datas])
+    draw = getattr(models[0], "_draw", None)
+    gens = [torch.Generator().manual_seed(10 + j) for j in range(3)]
+    draws = [draw(b, g) if draw else {} for b, g in zip(batch, gens, strict=True)]
+    drawn = {key: torch.stack([d[key] for d in draws]) for key in draws[0]}
+    losses = models[0]._loss_stacked(stacked, batch, drawn if draw else None)
+    weights = dict(stacked.named_parameters())
+    grads = torch.autograd.grad(losses.sum(), list(weights.values()))
+    for j, (model, module) in enumerate(zip(models, modules, strict=True)):
+        if draw:
+            alone = model._loss_given(module, batch[j], draws[j])
+        else:
+            alone = model._loss(module, batch[j], gens[j])
+        own = dict(module.named_parameters())
+        assert torch.equal(losses[j], alone)
+        for g, (name, grad) in zip(torch.autograd.grad(alone, list(own.values())),
+                                   zip(weights, grads, strict=True), strict=True):
+            assert torch.equal(grad[j], g), name
 
 
 def test_models_of_one_class_with_other_settings_train_alone():
@@ -184,6 +201,26 @@ def test_resume_after_an_interruption_inside_a_batch_is_exact(tmp_path):
         assert torch.equal(_flat(a.model), _flat(b.model))
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_loop_gives_each_cell_its_metrics_alone_inside_a_batch(family):
+    # three cells of one family (other policies, seeds and data) through the loop in lockstep,
+    # fits batched, against each cell run alone: the same metrics table, to the bit
+    def runs():
+        out = []
+        for i, policy in enumerate(["mixed:0.5", "fully_synthetic", "mixed:1"]):
+            data = load_dataset("moons", n_train=150, n_test=200, seed=i)
+            out.append(CellRun(FAMILIES[family](), data, parse_policy(policy),
+                               LoopSettings(2, seed=i),
+                               EvalSettings(metrics=("w2",), n_samples=150)))
+        return out
+
+    together = run_cells(runs())
+    for a, b in zip([run_cells([r])[0] for r in runs()], together, strict=True):
+        assert b.status == "done"
+        pd.testing.assert_frame_equal(a.metrics, b.metrics)
+        assert torch.equal(_flat(a.model), _flat(b.model))
+
+
 def test_run_batch_gives_the_numbers_of_cells_run_alone(tmp_path):
     common = ["--preset", "toy-flow", "--set", "seed=[0, 1]", "--set", "loop.generations=2",
               "--set", "model.initial_budget=1280", "--set", "model.budget=640",
@@ -227,13 +264,14 @@ def test_stacked_linear_layers_compute_each_cell_as_alone():
                 assert torch.equal(stacked.bias.grad[j], layer.bias.grad)
 
 
-def test_flows_stack_and_other_networks_fall_back_to_vmap():
+def test_flows_and_mlps_stack_and_other_networks_fall_back_to_vmap():
     from autophagy.models.families.flows import build_flow
-    from autophagy.models.training.batched import stack_linear
+    from autophagy.models.nets import MLP
 
     for flow in ("nsf", "maf"):
         flows = [build_flow(flow, 2, 2, [8, 8], 4) for _ in range(3)]
         assert stack_linear(flows) is not None
+    assert stack_linear([MLP((2,), hidden_features=(8, 8)) for _ in range(3)]) is not None
     normed = [torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.LayerNorm(4)) for _ in range(2)]
     assert stack_linear(normed) is None  # a parameter outside a linear layer
     masks = [build_flow("nsf", 3, 1, [8], 4) for _ in range(2)]

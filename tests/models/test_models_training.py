@@ -9,6 +9,7 @@ import autophagy
 from autophagy.models import base, build_model
 from autophagy.models.training.trainer import (
     DivergedError,
+    MinibatchOrder,
     TrainConfig,
     Trainer,
     resolve_device,
@@ -72,6 +73,42 @@ def test_trainer_resume_from_state_dict_is_bit_identical():
     for pa, pb in zip(a.eval_module.parameters(), b.eval_module.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert a.step == b.step == 20
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(500, 256), (500, 128), (512, 128), (10, 3),
+                                                (7, 7), (1, 1)])
+def test_minibatches_are_the_permutations_one_after_another(n, batch_size):
+    # epoch by epoch: the minibatches laid end to end are permutations of range(n) laid end to
+    # end, drawn from the generator as a fresh one would draw them (nothing else draws here)
+    order = MinibatchOrder(n, batch_size, torch.Generator().manual_seed(n), "cpu")
+    walked = torch.cat([order.next() for _ in range(300)])
+    g = torch.Generator().manual_seed(n)
+    perms = torch.cat([torch.randperm(n, generator=g) for _ in range(len(walked) // n + 1)])
+    assert torch.equal(walked, perms[: len(walked)])
+
+
+def test_minibatches_draw_their_permutations_when_the_first_version_did():
+    # the first MinibatchOrder concatenated its queue at every draw (a copy growing each step);
+    # the same draws at the same steps keep every trained model's numbers: this is that class
+    class Concatenating:
+        def __init__(self, n, batch_size, generator):
+            self.n, self.bs, self.g = n, batch_size, generator
+            self.perm, self.pos = torch.randperm(n, generator=generator), 0
+
+        def next(self):
+            if self.pos + self.bs > self.n:
+                fresh = torch.randperm(self.n, generator=self.g)
+                self.perm, self.pos = torch.cat([self.perm[self.pos :], fresh]), 0
+            self.pos += self.bs
+            return self.perm[self.pos - self.bs : self.pos]
+
+    for n, batch_size in [(500, 256), (500, 128), (10, 3), (7, 7)]:
+        g, g_ref = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        order, reference = MinibatchOrder(n, batch_size, g, "cpu"), Concatenating(n, batch_size,
+                                                                                    g_ref)
+        for _ in range(200):  # with other draws in between, as a loss's noise
+            assert torch.equal(order.next(), reference.next())
+            assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=g_ref))
 
 
 def test_trainer_warmup_is_linear_in_samples_seen():

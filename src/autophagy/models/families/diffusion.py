@@ -44,8 +44,10 @@ SCHEDULES = ("linear", "cosine")
 
 
 def _b(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Broadcast a per-sample vector (n,) against a batch ``x`` of shape (n, ...)."""
-    return v.reshape(-1, *([1] * (x.ndim - 1)))
+    """Broadcast per-sample values (n,) against a batch ``x`` of shape (n, ...); or (K, n)
+    against (K, n, ...), K cells' minibatches stacked
+    (:mod:`autophagy.models.training.batched`)."""
+    return v.reshape(*v.shape, *([1] * (x.ndim - v.ndim)))
 
 
 # ----------------------------------------------------------------------------------------- DDPM
@@ -73,11 +75,14 @@ def ddpm_loss(
     """The simple epsilon-prediction loss of Ho et al. (2020, eq. 14), t in 0..T-1 (step t + 1):
 
     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps,   loss = mean |eps - eps_net(x_t, t / T)|^2.
+
+    ``t`` of shape (n,) gives the loss; (K, n), with ``x0`` and ``eps`` (K, n, ...), the K
+    losses of K stacked minibatches (each one's numbers as alone).
     """
     abar = alphas_bar.to(x0)[t]
     xt = _b(abar.sqrt(), x0) * x0 + _b((1 - abar).sqrt(), x0) * eps
     c = t.to(x0.dtype) / len(alphas_bar)
-    return (net(xt, c) - eps).pow(2).reshape(len(x0), -1).sum(1).mean()
+    return (net(xt, c) - eps).pow(2).flatten(t.ndim).sum(-1).mean(-1)
 
 
 @torch.no_grad()
@@ -162,8 +167,11 @@ def edm_denoise(net: Net, x: torch.Tensor, sigma: torch.Tensor, sigma_data: floa
     D = c_skip x + c_out F(c_in x, c_noise),  c_skip = sd^2 / (sigma^2 + sd^2),
     c_out = sigma sd / sqrt(sigma^2 + sd^2),  c_in = 1 / sqrt(sigma^2 + sd^2),
     c_noise = log(sigma) / 4.
+
+    ``sigma`` has one level per sample: shape (n,) for ``x`` (n, ...), or (K, n) for K stacked
+    minibatches (K, n, ...).
     """
-    sigma = sigma.to(x.dtype).reshape(-1)
+    sigma = sigma.to(x.dtype)
     s = _b(sigma, x)
     sd2 = sigma_data**2
     c_skip = sd2 / (s**2 + sd2)
@@ -184,11 +192,12 @@ def edm_loss(
 ) -> torch.Tensor:
     """EDM training loss (Karras et al., 2022, eq. 8 and Table 1): ln sigma ~ N(P_mean, P_std^2)
     (``sigma = exp(p_mean + p_std z)``), weight lambda = (sigma^2 + sd^2) / (sigma sd)^2,
-    loss = mean lambda |D(y + sigma eps; sigma) - y|^2."""
+    loss = mean lambda |D(y + sigma eps; sigma) - y|^2. ``z`` of shape (K, n) with ``y`` and
+    ``eps`` (K, n, ...) gives the K losses of K stacked minibatches."""
     sigma = (p_mean + p_std * z).exp()
     weight = (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
     d = edm_denoise(net, y + _b(sigma, y) * eps, sigma, sigma_data)
-    return (weight * (d - y).pow(2).reshape(len(y), -1).sum(1)).mean()
+    return (weight * (d - y).pow(2).flatten(z.ndim).sum(-1)).mean(-1)
 
 
 def karras_sigmas(
@@ -293,7 +302,8 @@ class DDPM(NetworkModel):
         return {"t": t, "eps": randn(tuple(batch.shape), generator, batch.device)}
 
     def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
-        """:func:`ddpm_loss` of one minibatch given its draws: a pure function (vmapped)."""
+        """:func:`ddpm_loss` of one minibatch given its draws: a pure function (of K stacked
+        minibatches too, see :meth:`_loss_stacked`)."""
         return ddpm_loss(module, batch, drawn["t"], drawn["eps"],
                          torch.cumprod(1 - self.betas_, 0))
 
@@ -385,7 +395,8 @@ class EDM(NetworkModel):
         return {"z": z, "eps": randn(tuple(batch.shape), generator, batch.device)}
 
     def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
-        """:func:`edm_loss` of one minibatch given its draws: a pure function (vmapped)."""
+        """:func:`edm_loss` of one minibatch given its draws: a pure function (of K stacked
+        minibatches too, see :meth:`_loss_stacked`)."""
         return edm_loss(module, batch, drawn["z"], drawn["eps"], sigma_data=float(self.sigma_data),
                         p_mean=float(self.p_mean), p_std=float(self.p_std))
 

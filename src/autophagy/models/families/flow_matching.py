@@ -78,11 +78,14 @@ def cfm_loss(
     """Conditional flow matching loss on the straight path (Lipman et al., 2023, eq. 23):
 
     x_t = (1 - t) x0 + t x1 + sigma * eps,   u_t = x1 - x0,   loss = mean |v(x_t, t) - u_t|^2.
+
+    ``t`` of shape (n,) gives the loss; (K, n), with the others (K, n, ...), the K losses of K
+    stacked minibatches (each one's numbers as alone).
     """
-    tt = t.reshape(-1, *([1] * (x1.ndim - 1)))
+    tt = t.reshape(*t.shape, *([1] * (x1.ndim - t.ndim)))
     xt = (1 - tt) * x0 + tt * x1 + sigma * eps
     target = x1 - x0
-    return (velocity(xt, t) - target).pow(2).reshape(len(x1), -1).sum(1).mean()
+    return (velocity(xt, t) - target).pow(2).flatten(t.ndim).sum(-1).mean(-1)
 
 
 @torch.no_grad()
@@ -186,8 +189,13 @@ class FlowMatching(NetworkModel):
         return drawn
 
     def _loss_given(self, module: nn.Module, batch: torch.Tensor, drawn: dict[str, torch.Tensor]):
-        """:func:`cfm_loss` of one minibatch given its draws: a pure function (vmapped)."""
-        x1 = batch[drawn["index"]] if "index" in drawn else batch
+        """:func:`cfm_loss` of one minibatch given its draws: a pure function (of K stacked
+        minibatches too, see :meth:`_loss_stacked`)."""
+        x1, index = batch, drawn.get("index")
+        if index is not None and index.ndim == 1:
+            x1 = batch[index]
+        elif index is not None:  # (K, n): each of K stacked minibatches its own pairing
+            x1 = batch[torch.arange(len(batch), device=batch.device)[:, None], index]
         return cfm_loss(module, drawn["x0"], x1, drawn["t"], drawn["eps"], float(self.sigma))
 
     def _loss(self, module: nn.Module, batch: torch.Tensor, generator: torch.Generator):

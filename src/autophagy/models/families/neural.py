@@ -322,8 +322,9 @@ class NeuralModel:
     batchable: bool = False
     """Whether :func:`fit_batched` may train several of these models as one batch: the loss
     draws no noise from the generator, or it comes as ``_draw(batch, generator)`` (the noise,
-    drawn per cell outside vmap) and a pure ``_loss_given(module, batch, drawn)``, with
-    ``_loss`` the one applied to the other."""
+    drawn per cell from its own generator) and a pure ``_loss_given(module, batch, drawn)``,
+    with ``_loss`` the one applied to the other; ``_loss_stacked(module, batch, drawn)`` gives
+    the K losses of K stacked modules (:mod:`autophagy.models.training.batched`)."""
 
     def _prepare_fit(self, data, warm_start, budget, rng, progress):
         """Everything ``fit`` does before the training steps: checks, the scaler at the first
@@ -475,10 +476,18 @@ class NetworkModel(NeuralModel):
 
     @property
     def batchable(self) -> bool:  # type: ignore[override]
-        """The family splits its loss (``_draw``, ``_loss_given``) and vmap maps over the
-        network (:data:`~autophagy.models.nets.BATCHABLE`: the MLP)."""
+        """The family splits its loss (``_draw``, ``_loss_given``) and the network stacks
+        (:data:`~autophagy.models.nets.BATCHABLE`: the MLP)."""
         return hasattr(self, "_draw") and isinstance(self.network, str) and (
             self.network in BATCHABLE)
+
+    def _loss_stacked(self, module: nn.Module, batch: torch.Tensor,
+                      drawn: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The K cells' losses at once: ``module`` is K networks stacked
+        (:func:`~autophagy.models.training.batched.stack_linear`), ``batch`` and the draws have
+        the cell as their first dimension. The families' losses are written for any leading
+        dimensions, so this is ``_loss_given`` on the stacked tensors: one code path."""
+        return self._loss_given(module, batch, drawn)  # type: ignore[attr-defined]
 
     def _pretrained_module(self, path: Path, shape: tuple[int, ...]) -> nn.Module:
         if path.suffix == ".pkl" and not path.is_dir():
@@ -522,7 +531,7 @@ def fit_batched(
     if len(prepared) > 1 and same_budget and len(kinds) == 1 and models[prepared[0][0]].batchable:
         trainers = [p[0] for _, p in prepared]
         first = models[prepared[0][0]]
-        draw = getattr(first, "_draw", None)  # the loss's noise, drawn per cell outside vmap
+        draw = getattr(first, "_draw", None)  # the loss's noise, drawn per cell
         try:
             results = train_batched(trainers, [p[1] for _, p in prepared], prepared[0][1][2],
                                     [p[3] for _, p in prepared],

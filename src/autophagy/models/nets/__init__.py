@@ -41,7 +41,8 @@ NETWORKS.register("songunet", SongUNet, description="EDM's DDPM++ network (image
 NETWORKS.register("openai_unet", OpenAIUNet,
                   description="torchcfm's guided-diffusion UNet (images)")
 BATCHABLE = ("mlp",)
-"""Networks that ``torch.func.vmap`` maps over, so cells with them train as one batch
+"""Networks whose K cells stack into one (every parameter in a linear layer, written for any
+leading batch dimensions), so cells with them train as one batch
 (:mod:`autophagy.models.training.batched`)."""
 
 

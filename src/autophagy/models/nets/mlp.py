@@ -1,7 +1,11 @@
 """The MLP for points: a sample and its noise level's sinusoidal embedding, through SiLU layers.
 
-Its SiLU is one fused kernel whose derivative is the same under ``torch.func`` as alone, so a cell
-inside a batch of cells gets the bits it gets alone (:mod:`autophagy.models.training.batched`).
+Written for any leading batch dimensions (``x`` of shape (..., n, *shape), ``c`` of shape
+(..., n)), so that K cells' MLPs stacked into one (:func:`~autophagy.models.training.batched.
+stack_linear`) take the K cells' minibatches (K, n, *shape) as they are; every operation but the
+linear layers is elementwise or along the last dimension, so each cell's numbers are those it
+gets alone. Its SiLU is one fused kernel whose derivative is the same under ``torch.func`` as
+alone, for the vmap fallback (:mod:`autophagy.models.training.batched`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ class SinusoidalEmbedding(nn.Module):
 
     ``c`` is multiplied by ``scale`` (1000: a level in [0, 1] behaves like a DDPM step index) and
     mapped to ``[cos(c w_k), sin(c w_k)]`` with frequencies ``w_k`` geometric from 1 to
-    ``1 / max_period``; the raw ``c`` is appended so that slow trends stay linear.
+    ``1 / max_period``; the raw ``c`` is appended so that slow trends stay linear. ``c`` of any
+    shape gives features of shape (*c.shape, features + 1).
 
     Example:
         >>> SinusoidalEmbedding(16)(torch.rand(5)).shape
@@ -39,9 +44,9 @@ class SinusoidalEmbedding(nn.Module):
         self.out_features = features + 1
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        c = c.reshape(-1).to(torch.float32)
-        angles = (self.scale * c)[:, None] * self.freqs[None, :]
-        return torch.cat([angles.cos(), angles.sin(), c[:, None]], dim=1)
+        c = c.to(torch.float32)
+        angles = (self.scale * c)[..., None] * self.freqs
+        return torch.cat([angles.cos(), angles.sin(), c[..., None]], dim=-1)
 
 
 class _SiLUFunction(torch.autograd.Function):
@@ -69,7 +74,11 @@ class SiLU(nn.Module):
     backward is that same kernel, so training alone is unchanged."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SiLUFunction.apply(x)
+        if torch._C._are_functorch_transforms_active():
+            return _SiLUFunction.apply(x)
+        # the same kernels, without the signature binding a Function with setup_context costs
+        # at every call (about 50 us, more than the kernel at the MLP's sizes)
+        return torch.nn.functional.silu(x)
 
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -124,5 +133,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([x.reshape(len(x), -1), self.embedding(c)], dim=1)
+        """``x`` of shape (..., n, *shape) and ``c`` with ``n`` values per leading index."""
+        lead = x.shape[: x.ndim - len(self.shape)]
+        h = torch.cat([x.reshape(*lead, -1), self.embedding(c.reshape(lead))], dim=-1)
         return self.net(h).reshape(x.shape)

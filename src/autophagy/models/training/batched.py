@@ -2,34 +2,39 @@
 
 Why: the cells of a grid (lambdas x seeds) of one model family share the network's shape and
 the per-generation budget, so they take the same number of optimiser steps whatever their data.
-Stacking their parameters (``torch.func.stack_module_state``) and taking ``vmap(grad(loss))``
-turns K small steps into one wide one, which is what a CPU (and even more a GPU) does well.
+Stacking their parameters turns K small steps into one wide one, which is what a CPU (and even
+more a GPU) does well.
 
 Each cell keeps everything of its own: its data and minibatch order (drawn from its own
 generator exactly as :meth:`Trainer.train` draws them), its AdamW moments, its gradient clipping
 norm and its EMA. The update is the single-tensor AdamW of PyTorch written on the stacked
 tensors with the same operations and the same Python scalars, so on CPU a cell trained inside a
-batch gets the same bits as trained alone (``tests/test_models_batched.py``); anything else is
-float rounding. The step function is elementwise across cells, so which cells share a batch
+batch gets the same bits as trained alone (``tests/models/test_models_batched.py``); anything
+else is float rounding. The step function is elementwise across cells, so which cells share a batch
 never changes a cell's numbers either, and resume after a kill inside a batch stays exact.
 
 A family opts in with ``batchable``. Its loss is either a function of (module, batch) that
 draws no noise (the flows' maximum likelihood), or it comes in two parts: ``draw(batch,
-generator)``, which draws the loss's randomness (noise, times, the OT pairing of flow matching)
-from each cell's own generator outside vmap, in the order the unbatched loss draws it, and a pure
-``loss_given(module, batch, drawn)`` that vmap maps over (parameters, batch, draws). The family's
-unbatched loss is ``loss_given(module, batch, draw(batch, generator))``, so the two paths cannot
-drift apart (flow matching, DDPM and EDM with the MLP).
+generator)``, which draws the loss's randomness (noise, times, the OT pairing of flow matching,
+POT's exact plan) from each cell's own generator, one cell after another, in the order the
+unbatched loss draws it, and a pure ``loss_given(module, batch, drawn)``. The family's unbatched
+loss is ``loss_given(module, batch, draw(batch, generator))``, so the two paths cannot drift
+apart (flow matching, DDPM and EDM with the MLP).
 
-Stacked modules, no vmap (the flows): where every parameter of a network lives in a linear layer
-and the network is written for any leading batch dimensions (zuko's flows are), the K networks
-become one (:func:`stack_linear`: each ``nn.Linear`` replaced by a :class:`StackedLinear` holding
-the K weights) that takes inputs of shape (K, n, ...) directly, and a family's
-``loss_stacked(module, batch, drawn)`` returns the K losses. That is the same operations as one
-network on K times the data, so the step costs little more than one cell's (vmap re-dispatches
+Stacked modules, no vmap (every family on points): where every parameter of a network lives in
+a linear layer and the network is written for any leading batch dimensions (zuko's flows are,
+and so is :class:`~autophagy.models.nets.mlp.MLP` with its sinusoidal time embedding and SiLU),
+the K networks become one (:func:`stack_linear`: each ``nn.Linear`` replaced by a
+:class:`StackedLinear` holding the K weights) that takes inputs of shape (K, n, ...) directly,
+and a family's ``loss_stacked(module, batch, drawn)`` returns the K losses (for flow matching
+and diffusion, ``loss_given`` itself: their losses are written for any leading dimensions, the
+draws stacked cell by cell). That is the same operations as one network on K times the data, so
+the step costs little more than one cell's plus the K cells' arithmetic (vmap re-dispatches
 every operation through its batching rules, which costs more than the operation on small
 networks). On CPU its numbers are the bits of the cell trained alone too (``baddbmm`` computes
-each matrix of the batch as ``addmm`` computes it alone), which the tests check.
+each matrix of the batch as ``addmm`` computes it alone; every other operation is elementwise or
+reduces within a cell), which the tests check for every family. A network that does not stack
+(a parameter outside a linear layer, a frozen one) falls back to ``vmap(grad(loss_given))``.
 """
 
 from __future__ import annotations
@@ -106,16 +111,12 @@ class _StackedLinearFunction(torch.autograd.Function):
     ``(x^T grad)^T``: the same numbers up to rounding, and here the same bits."""
 
     @staticmethod
-    def forward(x, weight, bias):
+    def forward(ctx, x, weight, bias):  # ctx first, not setup_context: apply then binds no
+        ctx.save_for_backward(x, weight)  # signature (inspect costs ~50 us a call); no vmap
+        ctx.has_bias = bias is not None
         if bias is None:
             return torch.bmm(x, weight.transpose(1, 2))
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, bias = inputs
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx, grad):

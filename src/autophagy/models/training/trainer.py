@@ -22,6 +22,7 @@ the same loss.
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 import time
@@ -165,21 +166,37 @@ class MinibatchOrder:
     (every point seen equally often), drawn from ``generator``: the one minibatch order of
     a
     training, alone (:meth:`Trainer.train`) or batched
-    (:mod:`autophagy.models.training.batched`)."""
+    (:mod:`autophagy.models.training.batched`).
+
+    The indices are the permutations one after another, cut into minibatches (one may straddle
+    two epochs). A fresh permutation is drawn whenever fewer than ``batch_size`` points are left
+    of the last ``n`` positions walked, so draws can run ahead of the walk; they stay queued
+    (the numbers are those of the first version of this class, which concatenated the queue at
+    every draw and so cost a copy of a growing tensor per step).
+    """
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: Any):
         self.n, self.batch_size, self.generator, self.device = n, batch_size, generator, device
-        self.perm = torch.randperm(n, generator=generator).to(device)
-        self.pos = 0
+        self.queue = collections.deque([torch.randperm(n, generator=generator).to(device)])
+        self.head = 0  # indices of queue[0] already handed out
+        self.pos = 0  # indices handed out since the last draw
 
     def next(self) -> torch.Tensor:
         if self.pos + self.batch_size > self.n:
-            fresh = torch.randperm(self.n, generator=self.generator).to(self.device)
-            self.perm = torch.cat([self.perm[self.pos :], fresh])
+            self.queue.append(torch.randperm(self.n, generator=self.generator).to(self.device))
             self.pos = 0
-        index = self.perm[self.pos : self.pos + self.batch_size]
+        parts, need = [], self.batch_size
+        while need > 0:
+            first = self.queue[0]
+            part = first[self.head : self.head + need]
+            parts.append(part)
+            need -= len(part)
+            self.head += len(part)
+            if self.head == len(first):
+                self.queue.popleft()
+                self.head = 0
         self.pos += self.batch_size
-        return index
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class Trainer:
