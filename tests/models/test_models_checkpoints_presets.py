@@ -20,6 +20,7 @@ from test_models_checkpoints import randomize, write_edm_pickle
 from typer.testing import CliRunner
 
 from autophagy.cli import app
+from autophagy.metrics.fixed_point import STABILITY_METRICS
 from autophagy.models.nets.openai_unet import OpenAIUNet
 from autophagy.models.nets.songunet import SongUNet
 
@@ -64,7 +65,9 @@ def run_preset(preset: str, tmp_path: Path, *extra: str) -> pd.DataFrame:
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = pd.read_parquet(out / "metrics.parquet")
-    assert set(metrics["metric"]) == {"fid", "precision", "recall"}
+    # + the distances to the fixed point every mixed run measures (function space for networks)
+    assert set(metrics["metric"]) - set(STABILITY_METRICS) == {"fid", "precision", "recall"}
+    assert "function_distance" in set(metrics["metric"])
     assert np.isfinite(metrics["value"]).all()
     return metrics
 
