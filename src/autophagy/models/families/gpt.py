@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from autophagy.errors import ArgumentError, InputError
-from autophagy.models.families.ngram import check_generation, probe_contexts
+from autophagy.models.families.ngram import NextTokenFunction, check_generation
 from autophagy.models.training.trainer import TrainConfig, Trainer, resolve_device, torch_generator
 from autophagy.theory.sampling import check_temperature
 
@@ -74,7 +74,7 @@ def check_causal_lm(path: str | Path) -> Any:
     return config
 
 
-class GPT:
+class GPT(NextTokenFunction):
     """Causal transformer on token blocks (see the module docstring).
 
     Arguments:
@@ -93,9 +93,7 @@ class GPT:
     """
 
     sampling_temperature = "approximate"  # per-token p^(1/tau), as every LM samples
-    identifiable = False
-    function_space = True
-    """Its function-space embedding: next-token log-probabilities after fixed probe contexts."""
+    identifiable = False  # its weights are not; its next-token laws are (NextTokenFunction)
 
     def __init__(self, *, n_layer: int = 2, n_head: int = 2, n_embd: int = 64,
                  dropout: float = 0.0, vocab_size: int | None = None,
@@ -344,19 +342,3 @@ class GPT:
         self.prompts_ = np.asarray(state["prompts"], dtype=np.int64)
         self.trainer_ = Trainer(self._build, self.train_config)
         self.trainer_.load_state_dict(state["trainer"])
-
-    # ------------------------------------------------------------------ function space
-    def function_probes(self, rng: np.random.Generator, real, samples, n: int = 32) -> np.ndarray:
-        """``n`` probe contexts (n, 8): random windows of the real blocks."""
-        return probe_contexts(rng, real, n)
-
-    def function_values(self, probes) -> np.ndarray:
-        """Square roots of the next-token probabilities after each probe, divided by
-        sqrt(#probes), flat float64: Hellinger coordinates, as a flow's density
-        (:func:`~autophagy.models.base.density_values`). Why not log-probabilities: the log of
-        a rare token's probability moves by nats between fits that change nothing else, and
-        such tokens are most of a vocabulary."""
-        p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
-        return np.sqrt(np.maximum(p, 0.0)).ravel() / np.sqrt(len(p))
-
-    function_embedding = function_values

@@ -106,7 +106,29 @@ class _Level:
         return np.where(self.keys[i] == keys, self.counts[i], 0)
 
 
-class NGram:
+class NextTokenFunction:
+    """The function space of a language model (``next_token_probs(contexts)``): what it predicts
+    after fixed probe contexts, shared by the n-gram and the transformer."""
+
+    function_space = True
+
+    def function_probes(self, rng: np.random.Generator, real, samples, n: int = 32) -> np.ndarray:
+        """``n`` probe contexts (n, 8): random windows of the real blocks."""
+        return probe_contexts(rng, real, n)
+
+    def function_values(self, probes) -> np.ndarray:
+        """Square roots of the next-token probabilities after each probe, divided by
+        sqrt(#probes), flat float64: Hellinger coordinates, as a flow's density
+        (:func:`~autophagy.models.base.density_values`). Why not log-probabilities: the log of
+        a rare token's probability moves by nats between fits that change nothing else, and
+        such tokens are most of a vocabulary."""
+        p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
+        return np.sqrt(np.maximum(p, 0.0)).ravel() / np.sqrt(len(p))
+
+    function_embedding = function_values
+
+
+class NGram(NextTokenFunction):
     """Maximum-likelihood (add-k) n-gram on blocks of token ids; samples exactly from it.
 
     Arguments:
@@ -120,8 +142,6 @@ class NGram:
     """
 
     identifiable = True
-    function_space = True
-    """Its function-space embedding: next-token log-probabilities after fixed probe contexts."""
 
     @property
     def sampling_temperature(self) -> str:
@@ -367,22 +387,6 @@ class NGram:
         other.load_state_dict(state)
         self._reference = (state, other)
         return other
-
-    # ------------------------------------------------------------------ function space
-    def function_probes(self, rng: np.random.Generator, real, samples, n: int = 32) -> np.ndarray:
-        """``n`` probe contexts (n, 8): random windows of the real blocks."""
-        return probe_contexts(rng, real, n)
-
-    def function_values(self, probes) -> np.ndarray:
-        """Square roots of the next-token probabilities after each probe, divided by
-        sqrt(#probes), flat float64: Hellinger coordinates, as a flow's density
-        (:func:`~autophagy.models.base.density_values`). Why not log-probabilities: the log of
-        a rare token's probability moves by nats between fits that change nothing else, and
-        such tokens are most of a vocabulary."""
-        p = self.next_token_probs(np.asarray(probes, dtype=np.int64))
-        return np.sqrt(np.maximum(p, 0.0)).ravel() / np.sqrt(len(p))
-
-    function_embedding = function_values
 
 
 def probe_contexts(rng: np.random.Generator, real, n: int = 32,
