@@ -1,10 +1,11 @@
 """Time the vectorised Gaussian loop against the general loop run one seed at a time.
 
 Why: checking a closed form to a few standard errors needs thousands of independent runs. The
-general loop (:func:`autophagy.loop.run_cell` with :class:`~autophagy.models.families.gaussian.GaussianMLE`)
-runs one seed per call; :func:`autophagy.theory.simulate_gaussian_loop` runs all seeds as one
-batch. Both produce the same trajectories (``tests/test_theory_gaussian.py`` replays the loop draw
-for draw), so the ratio of times is the speed-up of the theory checks.
+general loop (:func:`autophagy.loop.run_cell` with
+:class:`~autophagy.models.families.gaussian.GaussianMLE`) runs one seed per call;
+:func:`autophagy.theory.simulate_gaussian_loop` runs all seeds as one batch. Both produce the
+same trajectories (``tests/test_theory_gaussian.py`` replays the loop draw for draw), so the
+ratio of times is the speed-up of the theory checks.
 
 The per-seed path is timed on ``--loop-seeds`` seeds and extrapolated linearly to S seeds (seeds
 are independent, so the cost is linear in S); it evaluates only the two moment metrics the

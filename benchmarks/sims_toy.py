@@ -12,8 +12,8 @@ import time
 
 from autophagy.data import load_dataset
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
-from autophagy.models.registry import build_model
 from autophagy.models.families.self_guidance import SelfGuided
+from autophagy.models.registry import build_model
 from autophagy.policies import make_policy
 
 OPTIONS = dict(sampler="ddim", steps=25, hidden_features=[64, 64, 64], batch_size=256, lr=2e-3,
