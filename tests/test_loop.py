@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from killed import killed_at
 
 import autophagy
 from autophagy.data import load_dataset
@@ -155,18 +156,7 @@ def test_divergence_is_recorded_and_earlier_generations_are_kept(moons, tmp_path
         autophagy.run_loop(NaNAfter(2, n_components=4), moons, "mixed:0.5", 5, seed=0)
 
 
-class InterruptAt(GaussianMixture):
-    """A real mixture that is 'killed' (KeyboardInterrupt) during a given fit."""
-
-    def __init__(self, kill_fit: int, **kw):
-        super().__init__(**kw)
-        self.kill_fit, self.fits = kill_fit, 0
-
-    def fit(self, data, **kw):
-        self.fits += 1
-        if self.fits == self.kill_fit:
-            raise KeyboardInterrupt
-        return super().fit(data, **kw)
+InterruptAt = killed_at(GaussianMixture)  # a real mixture killed during a given fit
 
 
 @pytest.mark.parametrize("policy", ["accumulate", "fresh_real:0.3", "mixed:0.5"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from killed import killed_at
 
 from autophagy.config import ConfigError, validate
 from autophagy.data import load_dataset
@@ -112,16 +113,7 @@ def test_a_mixture_s_samples_carry_the_labels_of_where_they_are(toy):
     assert np.mean(label == truth) > 0.97
 
 
-class InterruptAt(GaussianMixture):
-    def __init__(self, kill_fit: int, **kw):
-        super().__init__(**kw)
-        self.kill_fit, self.fits = kill_fit, 0
-
-    def fit(self, data, **kw):
-        self.fits += 1
-        if self.fits == self.kill_fit:
-            raise KeyboardInterrupt
-        return super().fit(data, **kw)
+InterruptAt = killed_at(GaussianMixture)
 
 
 def test_resume_after_a_kill_gives_identical_downstream_metrics(tmp_path, toy):

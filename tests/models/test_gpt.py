@@ -9,6 +9,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+from killed import killed_at
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from autophagy.data import load_dataset  # noqa: E402
@@ -28,18 +29,7 @@ def blocks():
     return load_dataset("zipf", n_train=48, n_test=16, seed=0, vocab_size=30, block_len=8)
 
 
-class KilledAt(GPT):
-    """A real gpt whose given fit is 'killed' (KeyboardInterrupt) before it trains."""
-
-    def __init__(self, kill_fit: int, **kw):
-        super().__init__(**kw)
-        self.kill_fit, self.fits = kill_fit, 0
-
-    def fit(self, data, **kw):
-        self.fits += 1
-        if self.fits == self.kill_fit:
-            raise KeyboardInterrupt
-        return super().fit(data, **kw)
+KilledAt = killed_at(GPT)  # a real gpt killed before a given fit trains
 
 
 def test_a_gpt_cell_resumed_after_a_kill_equals_the_uninterrupted_one(blocks, tmp_path):
