@@ -1,6 +1,6 @@
 """Benchmark: what the downstream metrics add to one generation of a preset.
 
-Usage: ``python benchmarks/downstream_metrics.py [--preset digits-ddpm] [--repeats 3]
+Usage: ``python benchmarks/downstream_metrics.py [--preset digits-bias-ddpm] [--repeats 3]
 [--set model.initial_budget=1280]``
 
 One cell of the preset (its first seed, fully synthetic) is fitted at generation 0, then for
@@ -27,13 +27,13 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="digits-ddpm")
+    parser.add_argument("--preset", default="digits-bias-ddpm")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
 
     from autophagy.config import load_config
-    from autophagy.loop import CellRun, EvalSettings
+    from autophagy.loop import CellRun, EvalSettings, split_labelled
     from autophagy.metrics import EvalContext, evaluate, resolve_metrics
     from autophagy.policies import parse_policy
     from autophagy.run.cells import build_config_model, build_dataset, loop_settings
@@ -55,10 +55,14 @@ def main() -> None:
     run.generation = 1
 
     def context() -> EvalContext:
-        samples = run.model.sample(ev.n_samples, rng=np.random.default_rng(1))
+        samples, train = run.model.sample(ev.n_samples, rng=np.random.default_rng(1)), run.train
+        labels = {}
+        if run.conditional:  # the label plane off, as the loop's evaluation takes it
+            samples, labels["sample_labels"] = split_labelled(samples, dataset, run.model)
+            train, labels["train_labels"] = split_labelled(train, dataset, run.model)
         samples = np.asarray(samples).reshape((len(samples), *dataset.shape))
         return EvalContext(run.model, samples, dataset.test, dataset, np.random.default_rng(2),
-                           train=run.train, downstream=ev.downstream)
+                           train=train, downstream=ev.downstream, **labels)
 
     start = time.perf_counter()
     evaluate(names, context())  # trains (or reads) the annotator once

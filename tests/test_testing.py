@@ -48,7 +48,7 @@ IMAGE_OPTIONS = {
     "kde": {},
 }
 NEEDS_A_PATH = {"file", "cifar10", "image_folder", "cifar20", "text"}
-CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy"}
+CLASSIFIER_METRICS = {"class_kl", "classes_covered", "annotator_accuracy", "label_fidelity"}
 TEXT_METRIC_NAMES = {m.name for m in TEXT_METRICS}
 """Train the digits classifier (about 20 s on 2 cores): covered by the classifier tests."""
 
@@ -66,7 +66,22 @@ TEXT_OPTIONS = {
 
 
 def test_every_registered_model_family_has_tiny_options_here():
-    assert set(MODELS) == set(POINT_OPTIONS) | set(TEXT_OPTIONS)
+    assert set(MODELS) == set(POINT_OPTIONS) | set(TEXT_OPTIONS) | {"conditional_ddpm"}
+
+
+def test_the_class_conditional_family_passes_check_model_on_labelled_digits(digits):
+    """Its data are images with their label plane (what the loop gives it)."""
+    import dataclasses
+
+    from autophagy.data.labelled import split_labels
+    from autophagy.models.families.conditional import with_labels
+
+    planed = dataclasses.replace(
+        digits, train=with_labels(digits.train, split_labels(digits, "train")[0]),
+        test=with_labels(digits.test, split_labels(digits, "test")[0]))
+    options = {**IMAGE_OPTIONS["ddpm"], "n_classes": 10, "guidance": 1.0}
+    passed = check_model("conditional_ddpm", planed, options=options, n=4, budget=32)
+    assert {"state round-trip", "warm start after load"} <= set(passed)
 
 
 @pytest.mark.parametrize("name", TEXT_OPTIONS)

@@ -143,6 +143,44 @@ def as_data_shape(samples: Any, dataset: Dataset) -> np.ndarray:
     return x
 
 
+def check_conditional(model, dataset: Dataset, policy: Policy) -> None:
+    """A class-conditional model (its ``class_conditional``) needs labelled images and a policy
+    that keeps rows as they are (its label plane travels in them); told its number of classes
+    here, before it fits."""
+    if not getattr(model, "class_conditional", False):
+        return
+    from autophagy.data.labelled import has_labels, n_class_cells
+    from autophagy.data.registry import datasets_providing
+
+    if dataset.kind != "images" or not has_labels(dataset):
+        raise InputError(f"model: a class-conditional model generates labelled images; "
+                         f"dataset {dataset.name!r} has no image labels; labelled datasets: "
+                         f"{', '.join(datasets_providing('labels'))}")
+    if not policy.keeps_rows:
+        from autophagy.policies import POLICIES
+
+        keeping = [name for name in POLICIES if POLICIES[name].keeps_rows]
+        raise InputError(f"loop.policies.{policy.name}: changes the samples it is given, so the "
+                         f"labels a class-conditional model drew them for would not hold; use "
+                         f"{', '.join(keeping)}, or an unconditional model")
+    model.set_classes(n_class_cells(dataset, _with_groups(model)))
+
+
+def _with_groups(model) -> bool:
+    """Whether a class-conditional model's classes are (label, group) cells."""
+    return getattr(model, "condition_on", "label") == "cell"
+
+
+def split_labelled(x: Any, dataset: Dataset, model) -> tuple[np.ndarray, tuple[np.ndarray, Any]]:
+    """Images and their (labels, groups or None) from a class-conditional ``model``'s arrays
+    with a label plane."""
+    from autophagy.data.labelled import split_cells
+    from autophagy.models.families.conditional import split_plane
+
+    images, cells = split_plane(x)
+    return images, split_cells(dataset, cells, _with_groups(model))
+
+
 def _evaluate(
     model,
     dataset,
@@ -161,14 +199,23 @@ def _evaluate(
     policy_state=None,
     train=None,
     downstream=None,
+    conditional=False,
 ):
     """Sample generation ``generation`` and compute ``metrics`` on it: (rows, samples).
 
     ``held_out_features`` (a :class:`~autophagy.metrics.feature_metrics.HeldOutFeatures` made
-    once per cell) keeps the held-out set's features from one generation to the next.
+    once per cell) keeps the held-out set's features from one generation to the next. A
+    ``conditional`` model's samples and training set come with their label plane: the metrics
+    get the images, and the labels apart.
     """
     rng = evaluation_rng(seed, generation)
-    samples = as_data_shape(sample_at(model, n_eval, rng=rng, temperature=temperature), dataset)
+    samples = sample_at(model, n_eval, rng=rng, temperature=temperature)
+    sample_labels = train_labels = None
+    if conditional:
+        samples, sample_labels = split_labelled(samples, dataset, model)
+        if train is not None:
+            train, train_labels = split_labelled(train, dataset, model)
+    samples = as_data_shape(samples, dataset)
     if not np.all(np.isfinite(samples)):
         raise DivergedError(f"generation {generation}: the model produced non-finite samples")
     if generation == 0 and not reference:
@@ -191,6 +238,8 @@ def _evaluate(
         policy_state=dict(policy_state or {}) if generation else {},
         train=train,
         downstream=downstream or {},
+        sample_labels=sample_labels,
+        train_labels=train_labels,
     )
     values = evaluate(metrics, ctx)
     rows = [{"generation": generation, "metric": k, "value": v} for k, v in values.items()]
@@ -224,6 +273,11 @@ class CellRun:
         metrics = resolve_metrics(self.eval.metrics)
         self.held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
         policy.check(len(dataset.train), dataset.pool)
+        check_conditional(model, dataset, policy)
+        self.conditional = bool(getattr(model, "class_conditional", False))
+        """Whether samples carry a label plane (a class-conditional model): real data get
+        theirs before the policy mixes them."""
+        self._real: dict[str, np.ndarray | None] = {}
         check_sampling_temperature(model, loop.temperature, self.eval.temperature)
         self.policy = policy.bind(dataset)
         names = {m.name for m in metrics}
@@ -258,35 +312,51 @@ class CellRun:
         if self.progress is not None:
             self.progress(generation=self.generation, total=self.loop.generations, message=message)
 
+    def real(self, split: str) -> np.ndarray | None:
+        """The dataset's ``split`` (train or pool) as the model sees it: with the label plane
+        of its classes for a class-conditional model (made once)."""
+        if split not in self._real:
+            x = getattr(self.dataset, split)
+            if self.conditional and x is not None:
+                from autophagy.data.labelled import class_cells
+                from autophagy.models.families.conditional import with_labels
+
+                x = with_labels(x, class_cells(self.dataset, split, _with_groups(self.model)))
+            self._real[split] = x
+        return self._real[split]
+
     def training_set(self) -> tuple[np.ndarray, bool, int | None]:
         """(data, warm_start, budget) of the next generation's fit; draws its synthetic data."""
-        generation, real = self.generation, self.dataset.train
+        generation, real = self.generation, self.real("train")
         if generation == 0:
             self._step("fitting generation 0 on real data")
             self.train = real
             return real, False, self.loop.initial_budget
         self._step(f"generation {generation}: sampling and refitting")
         n_synth = self.policy.n_synthetic(len(real))
-        synth = as_data_shape(
-            sample_at(self.model, n_synth, rng=self.rng, temperature=self.loop.temperature),
-            self.dataset,
-        )
+        synth = self._shaped(
+            sample_at(self.model, n_synth, rng=self.rng, temperature=self.loop.temperature))
         if not np.all(np.isfinite(synth)):
             raise DivergedError(f"generation {generation}: non-finite synthetic samples")
         more = {"draw": self._draw, "model": self.model} if self.policy.draws_more else {}
         train, self.state = self.policy.next_training_set(
-            real, synth, self.state, rng=self.rng, pool=self.dataset.pool, **more
+            real, synth, self.state, rng=self.rng, pool=self.real("pool"), **more
         )
         self.train = train
         return train, self.loop.warm_start, self.loop.budget
 
+    def _shaped(self, samples: Any) -> np.ndarray:
+        """Samples as the policy mixes them: in the data's shape, or as they come with their
+        label plane from a class-conditional model."""
+        if self.conditional:
+            return np.asarray(samples)
+        return as_data_shape(samples, self.dataset)
+
     def _draw(self, m: int) -> np.ndarray:
         """``m`` more synthetic samples of the current model (training stream): for a policy
         that draws until it has enough (``draws_more``, the verified loop)."""
-        synth = as_data_shape(
-            sample_at(self.model, m, rng=self.rng, temperature=self.loop.temperature),
-            self.dataset,
-        )
+        synth = self._shaped(
+            sample_at(self.model, m, rng=self.rng, temperature=self.loop.temperature))
         if not np.all(np.isfinite(synth)):
             raise DivergedError(f"generation {self.generation}: non-finite synthetic samples")
         return synth
@@ -314,6 +384,7 @@ class CellRun:
             policy_state=self.state,
             train=self.train,
             downstream=self.eval.downstream,
+            conditional=self.conditional,
         )
         self.rows.extend(new_rows)
         if self.store is not None:

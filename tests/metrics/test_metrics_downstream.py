@@ -44,6 +44,25 @@ def test_group_metrics_equal_the_hand_computed_answer_and_fairlearn():
     assert out["eo_difference"] == fm.equalized_odds_difference(Y, P, sensitive_features=G)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_group_metrics_equal_fairlearn_s_own_functions_on_random_arrays(seed):
+    """group_scores reads the differences off two shared MetricFrames; they must be what
+    fairlearn's own difference functions give, three groups and uneven sizes included."""
+    rng = np.random.default_rng(seed)
+    y, p = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    g = rng.choice(3, 300, p=[0.6, 0.3, 0.1])
+    out = group_scores(y, p, g)
+    assert out["dp_difference"] == pytest.approx(
+        fm.demographic_parity_difference(y, p, sensitive_features=g), abs=1e-12)
+    assert out["eo_difference"] == pytest.approx(
+        fm.equalized_odds_difference(y, p, sensitive_features=g), abs=1e-12)
+    cells = fm.MetricFrame(metrics=lambda a, b: float(np.mean(a == b)), y_true=y, y_pred=p,
+                           sensitive_features={"label": y, "group": g})
+    assert out["worst_group_accuracy"] == pytest.approx(cells.group_min(), abs=1e-12)
+    for k in range(3):
+        assert out[f"group_accuracy_{k}"] == pytest.approx(np.mean(y[g == k] == p[g == k]))
+
+
 def test_classification_scores_by_hand():
     out = classification_scores(Y, P)
     assert out["accuracy"] == pytest.approx(5 / 8)
@@ -189,6 +208,25 @@ def test_the_annotator_labels_coloured_digits_and_their_colour(tmp_path, monkeyp
                    _ctx(ds, ds.train, ds.train, {}))
     assert out["tstr_accuracy"] == out["trainset_accuracy"] > 0.85
     assert out["annotator_accuracy"] == pytest.approx(np.mean(y == y_true))
+    clear_classifier_memo()
+
+
+def test_a_training_set_s_real_rows_keep_their_true_labels(tmp_path, monkeypatch):
+    """trainset_* with the annotator: real rows are matched by value and keep their own labels
+    and groups; only the other rows are the annotator's."""
+    from autophagy.metrics.classifier import clear_classifier_memo
+    from autophagy.metrics.downstream import labelled
+
+    monkeypatch.setenv("AUTOPHAGY_CACHE", str(tmp_path))
+    clear_classifier_memo()
+    ds = load_dataset("coloured_digits", n_train=600, n_test=300, seed=0, target="digit")
+    noise = np.random.default_rng(0).uniform(-1, 1, (50, *ds.shape)).astype(np.float32)
+    train = np.concatenate([ds.train.astype(np.float64), noise])  # a float64 mix, as GMMs give
+    ctx = _ctx(ds, ds.test, train, {"classifier": "logistic"})
+    _, y, _ = labelled(ctx).of("trainset")
+    y_true, _ = split_labels(ds, "train")
+    assert np.array_equal(y[:600], y_true)  # exact: no annotator error on real rows
+    assert np.array_equal(y[600:], labelled(ctx).annotator("labels").predict(noise))
     clear_classifier_memo()
 
 

@@ -49,6 +49,8 @@ def ensemble_table(store: Any, build_dataset: Callable[[Any, int], Any], *,
     first = int(cells["seed"].min())
     dataset = build_dataset(config, first)
     options = downstream if downstream is not None else config.eval.downstream.model_dump()
+    if options.get("labels") == "conditional":  # stored samples are images alone
+        options = {**options, "labels": "annotator"}
     rows = []
     for label, group in cells.groupby("label", sort=False):
         samples = {int(s): store.cell(c).samples() for c, s in zip(group["cell"], group["seed"],

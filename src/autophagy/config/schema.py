@@ -187,9 +187,11 @@ class DownstreamConfig(_Section):
     classifier: Literal["auto", "logistic", "mlp", "cnn"] = "auto"
     """The downstream classifier: auto = mlp for points, logistic for images; cnn: the project's
     small CNN (images)."""
-    labels: Literal["auto", "column", "annotator"] = "auto"
-    """Labels of generated samples: the dataset's label column (points), or an annotator
-    classifier trained once on the real training split (images); auto picks the column."""
+    labels: Literal["auto", "column", "annotator", "conditional"] = "auto"
+    """Labels of generated samples: the dataset's label column (points), the labels a
+    class-conditional model (conditional_ddpm) drew them for, or an annotator classifier
+    trained once on the real training split (images); auto picks the column, else the
+    conditional model's, else the annotator."""
 
 
 class EvalConfig(_Section):

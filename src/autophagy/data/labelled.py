@@ -48,6 +48,7 @@ from autophagy.errors import InputError
 
 __all__ = [
     "COLOURS",
+    "class_cells",
     "colourise",
     "has_groups",
     "has_labels",
@@ -55,7 +56,10 @@ __all__ = [
     "load_coloured_digits",
     "load_coloured_mnist",
     "minority_modes",
+    "label_counts",
     "minority_truth",
+    "n_class_cells",
+    "split_cells",
     "split_labels",
 ]
 
@@ -102,6 +106,44 @@ def split_labels(dataset: Dataset, split: str) -> tuple[np.ndarray, np.ndarray |
         np.asarray(p[f"{split}_labels"], dtype=np.int64),
         None if groups is None else np.asarray(groups, dtype=np.int64),
     )
+
+
+def label_counts(dataset: Dataset) -> tuple[int, int]:
+    """(number of classes, number of groups; 0 without a group attribute) of ``dataset``:
+    its declared ``n_classes`` / ``n_groups``, else one more than the largest seen."""
+    y, g = split_labels(dataset, "train")
+    y_test, _ = split_labels(dataset, "test")
+    p = dataset.params
+    n_classes = int(p.get("n_classes", max(int(y.max(initial=-1)), int(y_test.max(initial=-1)))
+                          + 1))
+    n_groups = 0 if g is None else int(p.get("n_groups", int(g.max(initial=-1)) + 1))
+    return n_classes, n_groups
+
+
+def class_cells(dataset: Dataset, split: str, groups: bool = False) -> np.ndarray:
+    """The class of each row of ``split`` that a class-conditional model is given: its label,
+    or with ``groups`` its (label, group) cell ``label * n_groups + group`` (on a dataset with
+    a group attribute), so that the group travels with generated samples too;
+    :func:`split_cells` inverts it."""
+    y, g = split_labels(dataset, split)
+    _, n_groups = label_counts(dataset)
+    return y if g is None or not groups else y * n_groups + g
+
+
+def n_class_cells(dataset: Dataset, groups: bool = False) -> int:
+    """How many classes :func:`class_cells` gives."""
+    n_classes, n_groups = label_counts(dataset)
+    return n_classes * max(n_groups, 1) if groups else n_classes
+
+
+def split_cells(dataset: Dataset, cells: np.ndarray, groups: bool = False
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(labels, groups or None) of the classes :func:`class_cells` gave."""
+    cells = np.asarray(cells, dtype=np.int64)
+    _, n_groups = label_counts(dataset)
+    if not n_groups or not groups:
+        return cells, None
+    return cells // n_groups, cells % n_groups
 
 
 # --- coloured digits and Colored MNIST ------------------------------------------------------

@@ -74,6 +74,12 @@ class EvalContext:
     loop): the downstream metrics train a classifier on it."""
     downstream: Mapping[str, Any] = field(default_factory=dict)
     """The config's ``eval.downstream`` (classifier, labels) for the downstream metrics."""
+    sample_labels: Any = None
+    """(labels, groups or None) that a class-conditional model drew ``samples`` for; None for
+    any other model."""
+    train_labels: Any = None
+    """(labels, groups or None) of ``train`` carried by a class-conditional model's label plane
+    (real rows their own, synthetic rows the ones they were drawn for); None otherwise."""
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from autophagy.data.base import Dataset
-from autophagy.data.labelled import has_groups, has_labels, split_labels
+from autophagy.data.labelled import has_groups, has_labels, label_counts, split_labels
 from autophagy.errors import InputError
 from autophagy.metrics.base import EvalContext, Metric, MetricGroup, metric_rng
 
@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 CLASSIFIERS = ("auto", "logistic", "mlp", "cnn")
-LABEL_SOURCES = ("auto", "column", "annotator")
+LABEL_SOURCES = ("auto", "column", "annotator", "conditional")
 SOURCES = {"tstr": "the generation's samples alone (train on synthetic, test on real)",
            "trainset": "the generation's actual training set"}
 SEED_STREAM = "downstream"
@@ -113,18 +113,28 @@ def group_scores(y_true: Any, y_pred: Any, groups: Any) -> dict[str, float]:
 
     fm = require_fairlearn()
     y_true, y_pred, groups = (np.asarray(a) for a in (y_true, y_pred, groups))
-    by_attribute = fm.MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred,
+    binary = set(np.unique(y_true)) <= {0, 1} and set(np.unique(y_pred)) <= {0, 1}
+    # Two frames in all (fairlearn's difference functions would build one each): every rate
+    # over the attribute in one, the (label, attribute) cells in the other. The differences
+    # are fairlearn's definitions, ``demographic_parity_difference`` (selection rates) and
+    # ``equalized_odds_difference`` (worst case of the TPR and FPR differences); a test
+    # checks both against those functions.
+    rates = {"accuracy": accuracy_score}
+    if binary:
+        rates.update(selection_rate=fm.selection_rate, tpr=fm.true_positive_rate,
+                     fpr=fm.false_positive_rate)
+    by_attribute = fm.MetricFrame(metrics=rates, y_true=y_true, y_pred=y_pred,
                                   sensitive_features=groups)
-    out = {f"group_accuracy_{g}": float(v) for g, v in by_attribute.by_group.items()}
+    out = {f"group_accuracy_{g}": float(v)
+           for g, v in by_attribute.by_group["accuracy"].items()}
     cells = fm.MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred,
                            sensitive_features={"label": y_true, "group": groups})
     out["worst_group_accuracy"] = float(cells.group_min())
     out["accuracy_gap"] = float(cells.difference(method="between_groups"))
-    if set(np.unique(y_true)) <= {0, 1} and set(np.unique(y_pred)) <= {0, 1}:
-        out["dp_difference"] = float(fm.demographic_parity_difference(
-            y_true, y_pred, sensitive_features=groups))
-        out["eo_difference"] = float(fm.equalized_odds_difference(
-            y_true, y_pred, sensitive_features=groups))
+    if binary:
+        gaps = by_attribute.difference(method="between_groups")
+        out["dp_difference"] = float(gaps["selection_rate"])
+        out["eo_difference"] = float(max(gaps["tpr"], gaps["fpr"]))
     return out
 
 
@@ -207,8 +217,9 @@ def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, tests: list[np.ndarray]
 # --- labels of any set of samples -------------------------------------------------------------
 
 
-def label_source(dataset: Dataset, requested: str = "auto") -> str:
-    """``column`` or ``annotator``: where the labels of generated samples come from."""
+def label_source(dataset: Dataset, requested: str = "auto", conditional: bool = False) -> str:
+    """``column``, ``conditional`` or ``annotator``: where the labels of generated samples come
+    from (``conditional``: the model is class-conditional, its samples carry theirs)."""
     if requested not in LABEL_SOURCES:
         raise InputError(f"eval.downstream.labels must be one of {', '.join(LABEL_SOURCES)}, "
                          f"got {requested!r}")
@@ -216,15 +227,12 @@ def label_source(dataset: Dataset, requested: str = "auto") -> str:
     if requested == "column" and not column:
         raise InputError(f"eval.downstream.labels: dataset {dataset.name!r} has no label "
                          "column; use annotator (or auto)")
+    if requested == "conditional" and not conditional:
+        raise InputError("eval.downstream.labels: conditional needs a class-conditional model "
+                         "(model conditional_ddpm); use annotator (or auto)")
     if requested == "auto":
-        return "column" if column else "annotator"
+        return "column" if column else "conditional" if conditional else "annotator"
     return requested
-
-
-def _n(dataset: Dataset, key: str, fallback: np.ndarray | None) -> int:
-    if key in dataset.params:
-        return int(dataset.params[key])
-    return 0 if fallback is None or not len(fallback) else int(np.max(fallback)) + 1
 
 
 def _features(dataset: Dataset, x: np.ndarray) -> np.ndarray:
@@ -260,12 +268,14 @@ def prepare_annotators(dataset: Dataset) -> None:
 
 class Labelled:
     """The dataset as the downstream metrics see it: real features, labels and groups, and the
-    labelling of any samples (by column or annotator), memoized on the context."""
+    labels of the samples and of the training set (by column, conditional model or
+    annotator), memoized on the context."""
 
     def __init__(self, ctx: EvalContext):
         self.ctx, ds = ctx, ctx.dataset
         options = ctx.downstream or {}
-        self.source = label_source(ds, options.get("labels", "auto"))
+        self.source = label_source(ds, options.get("labels", "auto"),
+                                   conditional=ctx.sample_labels is not None)
         kind = options.get("classifier", "auto")
         if kind not in CLASSIFIERS:
             raise InputError(f"eval.downstream.classifier must be one of "
@@ -275,8 +285,7 @@ class Labelled:
             raise InputError("eval.downstream.classifier: cnn is for images; use logistic or mlp")
         self.y_test, self.g_test = split_labels(ds, "test")
         y_train, g_train = split_labels(ds, "train")
-        self.n_classes = max(_n(ds, "n_classes", y_train), int(self.y_test.max()) + 1)
-        self.n_groups = _n(ds, "n_groups", g_train) if has_groups(ds) else 0
+        self.n_classes, self.n_groups = label_counts(ds)
         self.x_test = _features(ds, ds.test)
         self.minority_cells = None
         if g_train is not None and self.n_groups:
@@ -296,10 +305,33 @@ class Labelled:
             self._annotators[what] = DatasetClassifier.for_dataset(ds)
         return self._annotators[what]
 
+    def of(self, prefix: str, groups: bool = True
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(features, labels, groups or None) of the samples (``tstr``) or of the training set
+        (``trainset``): a conditional model's own labels; else, in a training set, real rows
+        keep their true labels and the others are labelled as :meth:`label` does."""
+        ctx = self.ctx
+        x = np.asarray(ctx.samples if prefix == "tstr" else ctx.train)
+        if self.source == "conditional":
+            y, g = ctx.sample_labels if prefix == "tstr" else ctx.train_labels
+            if g is None and self.n_groups and groups:  # the generator drew the group
+                g = self.annotator("groups").predict(x)
+            return (_features(ctx.dataset, x), np.asarray(y),
+                    None if g is None else np.asarray(g))
+        if self.source == "column" or prefix == "tstr":
+            return self.label(x, groups)
+        y, g = self._real_rows(x)
+        other = y < 0
+        if other.any():
+            _, y[other], g_other = self.label(x[other], groups)
+            if g is not None:
+                g[other] = g_other if g_other is not None else -1
+        return _features(ctx.dataset, x), y, g if g is None or (g >= 0).all() else None
+
     def label(self, x: np.ndarray, groups: bool = True
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(features, labels, groups or None) of samples ``x`` in the dataset's shape; the
-        group annotator runs only when ``groups`` is asked for."""
+        """(features, labels, groups or None) of any samples ``x`` in the dataset's shape, by
+        column or annotator; the group annotator runs only when ``groups`` is asked for."""
         p = self.ctx.dataset.params
         if self.source == "column":
             g = p.get("group_column")
@@ -307,6 +339,26 @@ class Labelled:
                     None if g is None else _column(x, g, self.n_groups))
         g = self.annotator("groups").predict(x) if self.n_groups and groups else None
         return _features(self.ctx.dataset, x), self.annotator("labels").predict(x), g
+
+    def _real_rows(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels and groups of the rows of ``x`` that are rows of the real training split or
+        pool (matched by value): a training set's real part keeps its true labels; -1 for
+        the others."""
+        ds = self.ctx.dataset
+        known: dict[bytes, tuple[int, int]] = {}
+        for split in ("train", "pool"):
+            rows = getattr(ds, split)
+            if rows is None or not len(rows):
+                continue
+            y, g = split_labels(ds, split)
+            g = np.full(len(y), -1) if g is None else g
+            flat = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+            known.update(zip((r.tobytes() for r in flat), zip(y.tolist(), g.tolist(),
+                                                               strict=True), strict=True))
+        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        found = np.array([known.get(r.tobytes(), (-1, -1)) for r in flat],
+                         dtype=np.int64).reshape(len(x), 2)
+        return found[:, 0].copy(), found[:, 1].copy() if self.n_groups else None
 
 
 def labelled(ctx: EvalContext) -> Labelled:
@@ -318,9 +370,8 @@ def labelled(ctx: EvalContext) -> Labelled:
 
 def _scores(ctx: EvalContext, prefix: str) -> dict[str, float]:
     lab = labelled(ctx)
-    x = ctx.samples if prefix == "tstr" else ctx.train
     feats, y, _ = ctx.memo(f"downstream:labels:{prefix}",
-                           lambda: lab.label(np.asarray(x), groups=prefix == "tstr"))
+                           lambda: lab.of(prefix, groups=prefix == "tstr"))
     seed = int(metric_rng(ctx, SEED_STREAM).integers(2**31 - 1))
     (proba,) = fit_predict(lab.kind, feats, y, [lab.x_test], seed=seed, n_classes=lab.n_classes)
     pred = proba.argmax(1)
@@ -332,7 +383,7 @@ def _scores(ctx: EvalContext, prefix: str) -> dict[str, float]:
 
 def _shares(ctx: EvalContext) -> dict[str, float]:
     lab = labelled(ctx)
-    _, y, g = ctx.memo("downstream:labels:tstr", lambda: lab.label(np.asarray(ctx.samples)))
+    _, y, g = ctx.memo("downstream:labels:tstr", lambda: lab.of("tstr"))
     out = {f"label_share_{c}": float(v)
            for c, v in enumerate(np.bincount(y, minlength=lab.n_classes) / max(len(y), 1))}
     if g is not None:
@@ -341,6 +392,9 @@ def _shares(ctx: EvalContext) -> dict[str, float]:
         out["minority_share"] = float(np.mean(lab.minority_cells[y, g]))
     if lab.source == "annotator":
         out["annotator_accuracy"] = lab.annotator("labels").accuracy
+    if lab.source == "conditional":
+        seen = lab.annotator("labels").predict(np.asarray(ctx.samples))
+        out["label_fidelity"] = float(np.mean(seen == y)) if len(y) else float("nan")
     return out
 
 
@@ -431,6 +485,12 @@ DOWNSTREAM_METRICS: list[Metric] = [
                   "labels generated images (recorded when it labels)",
                   applies=lambda ctx: _labels(ctx) and labelled(ctx).source == "annotator",
                   lower_is_better=False, title="annotator accuracy", order=193,
+                  needs=frozenset({"labels"})),
+    SHARES.metric("label_fidelity", description="share of a class-conditional model's samples "
+                  "that the annotator gives the label they were drawn for (whether the labels "
+                  "the next generation trains on are right)",
+                  applies=lambda ctx: _labels(ctx) and labelled(ctx).source == "conditional",
+                  lower_is_better=False, title="label fidelity of the samples", order=194,
                   needs=frozenset({"labels"})),
 ]
 """The downstream metrics; per-group and per-class ones are families that expand per dataset."""

@@ -53,6 +53,11 @@ _FAMILIES = {
         "autophagy.models.families.diffusion:DDPM",
         "DDPM diffusion (Ho et al. 2020), epsilon prediction, option sampler: ddpm | ddim",
     ),
+    "conditional_ddpm": (
+        "autophagy.models.families.conditional:ConditionalDDPM",
+        "Class-conditional DDPM of labelled images (UNet class embeddings, classifier-free "
+        "guidance): samples carry the label they were drawn for",
+    ),
     "edm": (
         "autophagy.models.families.diffusion:EDM",
         "EDM diffusion (Karras et al. 2022): preconditioned denoiser, Heun sampler",

@@ -34,6 +34,8 @@ class AccumulateSubsample(Policy):
     """Pool the real data and every synthetic set; train each generation on n points of the
     pool drawn without replacement (Kazdan et al., 2024)."""
 
+    keeps_rows: ClassVar[bool] = True
+
     ratio: float = parameter(1.0, key="lambda", tag="lam",
                              help="new synthetic samples a generation, per real sample")
     name: ClassVar[str] = "accumulate_subsample"

@@ -68,6 +68,11 @@ class Policy:
     """Report colour: a hex colour (shaded per setting) or a matplotlib colormap name."""
     order: ClassVar[int] = 50
     """Position in legends and tables (fully synthetic comes last)."""
+    keeps_rows: ClassVar[bool] = False
+    """Whether the training set is made of rows of the real data, the pool, the synthetic
+    samples and the state as they are (selection and concatenation only): what else a row
+    carries then travels with it, as the label plane of a class-conditional model
+    (:mod:`autophagy.models.families.conditional`) does."""
     draws_more: ClassVar[bool] = False
     """Whether :meth:`next_training_set` takes ``draw`` (a function ``m -> m`` more samples of
     the previous model) and ``model`` (the previous model): the verified loop draws until

@@ -21,6 +21,8 @@ from autophagy.theory.mixing import Mixing
 class _SyntheticRatio(Policy):
     """What mixed and accumulate share: lambda (checked), and the count through their scheme."""
 
+    keeps_rows: ClassVar[bool] = True
+
     ratio: float = parameter(1.0, key="lambda", tag="lam", help="synthetic-to-real ratio")
     anchor: ClassVar[str] = "real"
 
@@ -64,6 +66,8 @@ class Mixed(_SyntheticRatio):
 @dataclass(frozen=True)
 class FullySynthetic(Policy):
     """n samples of the previous model only: the self-consuming loop that collapses."""
+
+    keeps_rows: ClassVar[bool] = True
 
     name: ClassVar[str] = "fully_synthetic"
     color: ClassVar[str] = "#d62728"
@@ -111,6 +115,8 @@ class Accumulate(_SyntheticRatio):
 class FreshReal(Policy):
     """Each generation: floor(fraction * n) new real samples from a held-back pool, the rest
     synthetic (the "fresh data loop" of Alemohammad et al., 2023)."""
+
+    keeps_rows: ClassVar[bool] = True
 
     fraction: float = parameter(0.5, tag="frac", help="share of fresh real samples a generation")
     name: ClassVar[str] = "fresh_real"

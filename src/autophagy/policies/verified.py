@@ -176,6 +176,8 @@ class Verified(Policy):
     """Train on synthetic samples that pass a verifier (Feng et al., 2024), with all real data
     when ``lambda`` is finite; module docstring."""
 
+    keeps_rows: ClassVar[bool] = True
+
     verifier: str = parameter("discriminator", sweep=False,
                               help="oracle, discriminator, likelihood or module:function")
     false_accept: float = parameter(0.0, tag="fa", help="oracle: chance a wrong sample passes")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autophagy.analysis.overlay import theory_overlay
-from autophagy.config import Config, config_field
+from autophagy.config import Config, ConfigError, config_field
 from autophagy.data import Dataset, load_dataset
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cells
 from autophagy.metrics.fixed_point import STABILITY_METRICS
@@ -59,6 +59,10 @@ def build_config_model(config: Config) -> Any:
     model = build_model(config.model.name, config.model.options)
     if config.loop.self_guidance > 0:
         from autophagy.models.families.self_guidance import SelfGuided
+
+        if getattr(model, "class_conditional", False):
+            raise ConfigError("loop.self_guidance: not for a class-conditional model (its "
+                              "samples carry labels that self-guidance does not); set it to 0")
 
         with config_field("loop.self_guidance"):
             model = SelfGuided(model, guidance=config.loop.self_guidance)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from autophagy.config import Config, ConfigError, config_field
+from autophagy.errors import InputError
+from autophagy.loop import check_conditional
 from autophagy.metrics import resolve_metrics
 from autophagy.models.base import check_sampling_temperature
 from autophagy.run.cells import build_config_model, build_dataset
@@ -30,8 +32,13 @@ def check_config(config: Config) -> None:
         for policy in {spec.policy.cell_tag: spec.policy for spec in cells}.values():
             with config_field(f"loop.policies.{policy.name}"):
                 policy.bind(dataset)  # a reward is built and tried on real samples
+            try:  # its messages name their field (model, loop.policies.<name>)
+                check_conditional(model, dataset, policy)
+            except InputError as err:
+                raise ConfigError(str(err)) from None
     metrics = resolve_metrics(config.eval.metrics)
-    check_downstream(metrics, dataset, config)
+    check_downstream(metrics, dataset, config,
+                     conditional=getattr(model, "class_conditional", False))
     if any(m.needs & {"features", "classifier"} for m in metrics):
         from autophagy.metrics.feature_metrics import make_extractor
 
@@ -51,7 +58,7 @@ def check_config(config: Config) -> None:
         )
 
 
-def check_downstream(metrics, dataset, config: Config) -> None:
+def check_downstream(metrics, dataset, config: Config, conditional: bool = False) -> None:
     """A metric that needs labels or a group attribute is refused on a dataset without one,
     naming the metric and the datasets that have it; so is a bad ``eval.downstream``."""
     from autophagy.data.labelled import has_groups, has_labels
@@ -70,12 +77,11 @@ def check_downstream(metrics, dataset, config: Config) -> None:
         from autophagy.metrics.downstream import label_source
 
         with config_field("eval"):
-            label_source(dataset, config.eval.downstream.labels)
+            source = label_source(dataset, config.eval.downstream.labels, conditional)
             if config.eval.downstream.classifier == "cnn" and dataset.kind != "images":
                 raise ConfigError("eval.downstream.classifier: cnn is for images; use logistic "
                                   "or mlp")
-            if dataset.kind != "images" and label_source(
-                    dataset, config.eval.downstream.labels) == "annotator":
+            if dataset.kind != "images" and source == "annotator":
                 raise ConfigError("eval.downstream.labels: the annotator labels images; points "
                                   f"of {config.data.name!r} carry their label as a column")
         if any("groups" in m.needs for m in metrics):

@@ -58,6 +58,9 @@ class UNet(nn.Module):
         norm_num_groups: GroupNorm groups (must divide every channel count).
         dropout: dropout in the residual blocks.
         time_scale: ``c`` is multiplied by this to give the UNet's timestep.
+        num_class_embeds: a class-conditional UNet: this many learned class embeddings, added
+            to the time embedding (diffusers' ``num_class_embeds``); the network is then called
+            as ``net(x, c, y)`` with integer classes ``y`` (n,).
 
     Example:
         >>> net = UNet((1, 8, 8), block_out_channels=(16, 32), norm_num_groups=8)
@@ -75,6 +78,7 @@ class UNet(nn.Module):
         norm_num_groups: int = 8,
         dropout: float = 0.0,
         time_scale: float = 1000.0,
+        num_class_embeds: int | None = None,
     ):
         super().__init__()
         from diffusers import UNet2DModel
@@ -109,6 +113,7 @@ class UNet(nn.Module):
             attention_head_dim=int(attention_head_dim),
             norm_num_groups=int(norm_num_groups),
             dropout=float(dropout),
+            num_class_embeds=None if num_class_embeds is None else int(num_class_embeds),
         )
         self.time_scale = float(time_scale)
 
@@ -139,9 +144,11 @@ class UNet(nn.Module):
         net.time_scale = float(time_scale)
         return net
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         timestep = (self.time_scale * c.reshape(-1)).to(torch.float32)
-        return self.unet(x, timestep).sample.to(x.dtype)
+        return self.unet(x, timestep, class_labels=y).sample.to(x.dtype)
 
 
 def _read_diffusers_unet(path: Path) -> Any:
