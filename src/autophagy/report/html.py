@@ -212,7 +212,8 @@ def write_report(
 ) -> Path:
     """Render ``out_dir/figures/<metric>.png``, ``figures/samples.png`` and ``report.html``.
 
-    One figure per metric (default: every metric with a finite value, distances first), the
+    One figure per metric (default: every metric with a finite value, the verdict's metric
+    first, then distances), the
     sample grid when samples are 2-D points, and the page that embeds them. If ``verdict_metric``
     was not measured (an image run has no ``w2``), the verdicts use the first plotted metric and
     the notes say so. Returns the path of the HTML page.
@@ -227,6 +228,9 @@ def write_report(
         metrics_to_plot = order_metrics(
             [m for m in finite["metric"].unique() if m not in class_shares]
         )
+        if verdict_metric in metrics_to_plot:  # the verdicts' metric leads the figures
+            metrics_to_plot.remove(verdict_metric)
+            metrics_to_plot.insert(0, verdict_metric)
     notes: list[str] = []
 
     figures: list[tuple[str, Path]] = []
@@ -246,7 +250,8 @@ def write_report(
         fig = plot_class_histograms(finite, colors, kind)
         path = save_figure(fig, fig_dir / f"{kind}_histogram.png")
         source = ("the dataset's classifier" if kind == "class" else
-                  "the downstream labels (label column or annotator)")
+                  "the downstream labels (label column, conditional model or "
+                  "annotator)")
         figures.append((f"{kind.capitalize()} histogram of each label's samples per generation "
                         f"(mean over seeds), from {source}.", path))
 
