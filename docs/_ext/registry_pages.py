@@ -232,7 +232,8 @@ def metrics_page() -> str:
         "Metrics",
         "Every metric a config's `eval.metrics` can name. Each is computed every generation "
         "against the held-out split with its own random stream; `eval.metrics: null` computes "
-        "every default metric that applies to the model and data.",
+        "every default metric that applies to the model and data (on token blocks, the text "
+        "metrics and the function-space distances).",
         body,
     )
 

@@ -270,7 +270,7 @@ class CellRun:
         self.model, self.dataset, self.loop, self.store = model, dataset, loop, store
         self.progress, self.tracker = progress, tracker
         self.eval = eval or EvalSettings()
-        metrics = resolve_metrics(self.eval.metrics)
+        metrics = resolve_metrics(self.eval.metrics, dataset.kind)
         self.held_out_features = HeldOutFeatures()  # the held-out set's features, once per cell
         policy.check(len(dataset.train), dataset.pool)
         check_conditional(model, dataset, policy)

@@ -87,3 +87,15 @@ def test_state_round_trips_through_a_checkpoint_and_a_cell_resumes_exactly(tmp_p
     run_cell(NGram(order=2), data, parse_policy("mixed:0.5"), short, ev, store=store)
     resumed = run_cell(NGram(order=2), data, parse_policy("mixed:0.5"), loop, ev, store=store)
     pd.testing.assert_frame_equal(whole.metrics, resumed.metrics)
+
+
+def test_a_text_run_that_names_no_metrics_gets_the_text_metrics():
+    """Point distances (w2, energy) on token ids mean nothing: text defaults to its own."""
+    from autophagy.data import load_dataset
+
+    data = load_dataset("zipf", n_train=64, n_test=32, seed=0, vocab_size=40, block_len=8)
+    result = run_cell(NGram(order=2), data, parse_policy("fully_synthetic"), LoopSettings(1),
+                      EvalSettings(metrics=None, n_samples=32))
+    names = set(result.metrics["metric"])
+    assert {"types", "unigram_kl", "perplexity", "function_distance"} <= names
+    assert not names & {"w2", "energy", "mmd", "sliced_w2"}

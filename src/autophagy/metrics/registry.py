@@ -35,6 +35,8 @@ from autophagy.registry import Registry
 
 __all__ = [
     "DEFAULT_METRICS",
+    "TEXT_DEFAULT_METRICS",
+    "default_metrics",
     "METRICS",
     "evaluate",
     "find_metric",
@@ -98,10 +100,18 @@ def find_metric(name: str) -> Metric | None:
     return METRICS[name] if name in tuple(METRICS) else None
 
 
-def resolve_metrics(metrics: Sequence[str | Metric] | None) -> list[Metric]:
-    """Names or :class:`Metric` objects as metrics, in the given order; None: the defaults."""
-    names = DEFAULT_METRICS if metrics is None else metrics
+def resolve_metrics(metrics: Sequence[str | Metric] | None, kind: str | None = None
+                    ) -> list[Metric]:
+    """Names or :class:`Metric` objects as metrics, in the given order; None: the defaults of
+    data of ``kind`` (:func:`default_metrics`)."""
+    names = default_metrics(kind) if metrics is None else metrics
     return [m if isinstance(m, Metric) else get_metric(m) for m in names]
+
+
+def default_metrics(kind: str | None = None) -> list[str]:
+    """What the loop computes when a config names no metrics: :data:`TEXT_DEFAULT_METRICS` on
+    token blocks (distances between token ids mean nothing), :data:`DEFAULT_METRICS` else."""
+    return TEXT_DEFAULT_METRICS if kind == "text" else DEFAULT_METRICS
 
 
 def evaluate(metrics: Sequence[str | Metric] | None, ctx: EvalContext) -> dict[str, float]:
@@ -201,3 +211,12 @@ DEFAULT_METRICS: list[str] = [
 The feature-space metrics (``fid``, ``kid``, ``precision``, ``recall``, ``density``,
 ``coverage``, ``frechet``, ``class_kl``, ``classes_covered``) are registered but not default: ask
 for them by name (the image presets do)."""
+
+TEXT_DEFAULT_METRICS: list[str] = [
+    *(m.name for m in TEXT_METRICS),
+    "function_distance",
+    "function_step",
+    "function_lag2",
+]
+"""The defaults on token blocks: every text metric (each skipped where the model lacks what it
+reads) and the function-space distances of the next-token distributions."""

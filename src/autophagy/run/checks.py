@@ -36,7 +36,7 @@ def check_config(config: Config) -> None:
                 check_conditional(model, dataset, policy)
             except InputError as err:
                 raise ConfigError(str(err)) from None
-    metrics = resolve_metrics(config.eval.metrics)
+    metrics = resolve_metrics(config.eval.metrics, dataset.kind)
     check_downstream(metrics, dataset, config,
                      conditional=getattr(model, "class_conditional", False))
     if any(m.needs & {"features", "classifier"} for m in metrics):
