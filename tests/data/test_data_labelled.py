@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from cifar_files import write_cifar100
 
 from autophagy.data import load_dataset
 from autophagy.data.labelled import has_groups, has_labels, split_labels
@@ -58,24 +59,8 @@ def test_minority_modes_flip_the_labels_of_the_minority():
     assert np.mean(right[g == 1] == (y[g == 1] == 0)) > 0.99
 
 
-def _write_cifar100(folder, n_train=60, n_test=40, seed=0):
-    """Files in the format of cifar-100-python.tar.gz: protocol-2 pickles with bytes keys."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    for name, n in (("train", n_train), ("test", n_test)):
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"coarse_labels": [int(v) for v in rng.integers(0, 20, n)],
-                 b"fine_labels": [int(v) for v in rng.integers(0, 100, n)],
-                 b"filenames": [b"x.png"] * n, b"batch_label": name.encode()}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"coarse_label_names": [f"c{i}".encode() for i in range(20)],
-            b"fine_label_names": [f"f{i}".encode() for i in range(100)]}
-    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
-
-
 def test_cifar20_reads_the_coarse_labels_of_the_official_files(tmp_path):
-    folder = _write_cifar100(tmp_path / "cifar-100-python")
+    folder = write_cifar100(tmp_path / "cifar-100-python")
     ds = load_dataset("cifar20", path=str(tmp_path), n_train=50, n_test=30, n_pool=5, seed=0)
     raw = pickle.loads((folder / "test").read_bytes())
     idx = ds.params["split"]["test"]

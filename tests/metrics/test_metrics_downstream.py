@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from killed import killed_at
 
-from autophagy.config import ConfigError, validate
+from autophagy.config import ConfigError
 from autophagy.data import load_dataset
 from autophagy.data.labelled import split_labels
 from autophagy.loop import EvalSettings, LoopSettings, run_cell
@@ -18,6 +18,7 @@ from autophagy.models import GaussianMixture
 from autophagy.policies import parse_policy
 from autophagy.run.checks import check_config
 from autophagy.store import CellStore
+from configs import config_with
 
 fm = pytest.importorskip("fairlearn.metrics")
 
@@ -162,14 +163,9 @@ def test_downstream_metrics_do_not_move_the_training_trajectory(toy):
     pd.testing.assert_frame_equal(plain.metrics, w2)
 
 
-def _config(**fields):
-    data = {"data": {"name": "moons", "n_train": 50, "n_test": 50},
-            "loop": {"generations": 1, "policies": {"fully_synthetic": {}}},
-            "eval": {"metrics": ["w2"]}, "run": {"executor": "inline"}}
-    for key, value in fields.items():
-        section, name = key.split("__")
-        data[section][name] = value
-    return validate(data)
+BASE = {"data": {"name": "moons", "n_train": 50, "n_test": 50},
+        "loop": {"generations": 1, "policies": {"fully_synthetic": {}}},
+        "eval": {"metrics": ["w2"]}, "run": {"executor": "inline"}}
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -187,7 +183,7 @@ def _config(**fields):
 ])
 def test_bad_downstream_configs_stop_before_anything_runs(fields, message):
     with pytest.raises(ConfigError) as err:
-        check_config(_config(**fields))
+        check_config(config_with(BASE, **fields))
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from killed import killed_at
 
-from autophagy.config import ConfigError, validate
+from autophagy.config import ConfigError
 from autophagy.data import load_dataset
 from autophagy.data.labelled import class_cells, n_class_cells, split_cells, split_labels
 from autophagy.loop import CellRun, EvalSettings, LoopSettings, run_cell
@@ -17,6 +17,7 @@ from autophagy.metrics.classifier import DatasetClassifier, clear_classifier_mem
 from autophagy.models.families.conditional import ConditionalDDPM, split_plane, with_labels
 from autophagy.policies import parse_policy
 from autophagy.run.checks import check_config
+from configs import config_with
 
 UNET = {"block_out_channels": [16, 32], "norm_num_groups": 8}
 
@@ -111,15 +112,10 @@ def test_resume_after_a_kill_gives_identical_conditional_metrics(tmp_path, colou
     pd.testing.assert_frame_equal(whole.metrics, resumed.metrics)
 
 
-def _config(**fields):
-    data = {"data": {"name": "coloured_digits", "n_train": 200, "n_test": 100},
-            "model": {"name": "conditional_ddpm", "options": {"device": "cpu"}},
-            "loop": {"generations": 1, "policies": {"fully_synthetic": {}}},
-            "eval": {"metrics": ["tstr_accuracy"]}, "run": {"executor": "inline"}}
-    for key, value in fields.items():
-        section, name = key.split("__")
-        data[section][name] = value
-    return validate(data)
+BASE = {"data": {"name": "coloured_digits", "n_train": 200, "n_test": 100},
+        "model": {"name": "conditional_ddpm", "options": {"device": "cpu"}},
+        "loop": {"generations": 1, "policies": {"fully_synthetic": {}}},
+        "eval": {"metrics": ["tstr_accuracy"]}, "run": {"executor": "inline"}}
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -135,6 +131,35 @@ def _config(**fields):
 ])
 def test_what_cannot_carry_labels_stops_before_anything_runs(fields, message):
     with pytest.raises(ConfigError) as err:
-        check_config(_config(**fields))
+        check_config(config_with(BASE, **fields))
     assert str(err.value).startswith(message), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_cifar20_bias_preset_rehearses_on_cpu(tmp_path, annotators):
+    """The GPU preset's code path (class-conditional UNet on 32x32 CIFAR-100 files, coarse
+    labels, CNN downstream classifier) with a tiny network and budget on small files."""
+    from cifar_files import write_cifar100
+    from typer.testing import CliRunner
+
+    from autophagy.cli import app
+
+    folder = write_cifar100(tmp_path / "cifar-100-python", n_train=120, n_test=60)
+    out = tmp_path / "run"
+    sets = {"data.path": str(folder), "data.n_train": "100", "data.n_test": "40",
+            "model.options.device": "cpu", "model.options.steps": "3",
+            "model.options.network_options": "{block_out_channels: [16, 32], "
+            "layers_per_block: 1, attention: [false, true], norm_num_groups: 8}",
+            "model.initial_budget": "64", "model.budget": "32",
+            "model.options.batch_size": "32", "model.options.sample_batch_size": "64",
+            "eval.n_samples": "40", "loop.generations": "1", "run.executor": "inline",
+            "loop.policies": "{accumulate: {}, fully_synthetic: {}}", "run.checkpoints": "last"}
+    args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(app, ["run", "--preset", "cifar20-bias", *args, "--quiet",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    names = set(metrics["metric"])
+    assert {"fid", "tstr_accuracy", "trainset_worst_class_recall", "label_fidelity",
+            "label_share_19"} <= names
+    assert len(set(metrics["cell"])) == 2 and np.isfinite(metrics["value"]).all()
