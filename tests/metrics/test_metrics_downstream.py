@@ -190,7 +190,7 @@ def test_bad_downstream_configs_stop_before_anything_runs(fields, message):
 
 def test_the_annotator_labels_coloured_digits_and_their_colour(tmp_path, monkeypatch):
     from autophagy.metrics.classifier import clear_classifier_memo
-    from autophagy.metrics.downstream import labelled
+    from autophagy.metrics.labelling import labelled
 
     monkeypatch.setenv("AUTOPHAGY_CACHE", str(tmp_path))
     clear_classifier_memo()
@@ -211,7 +211,7 @@ def test_a_training_set_s_real_rows_keep_their_true_labels(tmp_path, monkeypatch
     """trainset_* with the annotator: real rows are matched by value and keep their own labels
     and groups; only the other rows are the annotator's."""
     from autophagy.metrics.classifier import clear_classifier_memo
-    from autophagy.metrics.downstream import labelled
+    from autophagy.metrics.labelling import labelled
 
     monkeypatch.setenv("AUTOPHAGY_CACHE", str(tmp_path))
     clear_classifier_memo()

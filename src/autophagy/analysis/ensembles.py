@@ -26,7 +26,8 @@ import pandas as pd
 
 from autophagy.errors import InputError
 from autophagy.metrics.base import EvalContext
-from autophagy.metrics.downstream import expected_calibration_error, fit_predict, labelled
+from autophagy.metrics.downstream import classifier_kind, expected_calibration_error, fit_predict
+from autophagy.metrics.labelling import labelled
 
 __all__ = ["ENSEMBLE_COLUMNS", "ensemble_table"]
 
@@ -70,10 +71,11 @@ def _compare(dataset: Any, sets: list[np.ndarray], options: dict[str, Any],
     ctx = EvalContext(None, shaped[0], dataset.test, dataset, np.random.default_rng(seed),
                       downstream=options)
     lab = labelled(ctx)
+    kind = classifier_kind(dataset, options.get("classifier", "auto"))
     parts = [lab.label(x) for x in shaped]
 
     def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return fit_predict(lab.kind, x, y, [lab.x_test], seed=seed, n_classes=lab.n_classes)[0]
+        return fit_predict(kind, x, y, [lab.x_test], seed=seed, n_classes=lab.n_classes)[0]
 
     singles = [fit(x, y) for x, y, _ in parts]
     pooled = fit(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))

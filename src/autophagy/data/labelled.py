@@ -4,7 +4,7 @@ What a downstream classifier needs from a dataset, and where it finds it in ``Da
 
 - **images**: ``train_labels`` / ``test_labels`` / ``pool_labels`` (as every labelled image set
   has) and ``train_groups`` / ``test_groups`` / ``pool_groups``; generated images get theirs from
-  an annotator classifier (:mod:`autophagy.metrics.downstream`).
+  an annotator classifier or a class-conditional model (:mod:`autophagy.metrics.labelling`).
 - **points**: the label (and the group) are *columns* of the rows, named by ``label_column`` and
   ``group_column``, so every generative family models them jointly with the features, as
   ``linear_regression`` models its y; a generated row's label is its column rounded.

@@ -74,13 +74,12 @@ def check_downstream(metrics, dataset, config: Config, conditional: bool = False
                 f"{', '.join(datasets_providing(what))}"
             )
     if any("labels" in m.needs for m in metrics):
-        from autophagy.metrics.downstream import label_source
+        from autophagy.metrics.downstream import classifier_kind
+        from autophagy.metrics.labelling import label_source
 
         with config_field("eval"):
             source = label_source(dataset, config.eval.downstream.labels, conditional)
-            if config.eval.downstream.classifier == "cnn" and dataset.kind != "images":
-                raise ConfigError("eval.downstream.classifier: cnn is for images; use logistic "
-                                  "or mlp")
+            classifier_kind(dataset, config.eval.downstream.classifier)
             if dataset.kind != "images" and source == "annotator":
                 raise ConfigError("eval.downstream.labels: the annotator labels images; points "
                                   f"of {config.data.name!r} carry their label as a column")

@@ -40,7 +40,7 @@ def _prepare_features(config: Config, cells: list[CellSpec]) -> None:
                 make_extractor("classifier", dataset)
                 if "train_groups" in dataset.params and any(
                         "groups" in m.needs for m in resolve_metrics(config.eval.metrics)):
-                    from autophagy.metrics.downstream import prepare_annotators
+                    from autophagy.metrics.labelling import prepare_annotators
 
                     prepare_annotators(dataset)  # the downstream metrics' group annotator
 
