@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from autophagy.errors import InputError
 from autophagy.policies.base import Policy, parameter
 from autophagy.theory.mitigations import accumulate_subsample_trajectory
+from autophagy.theory.mixing import check_ratio
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,7 @@ class AccumulateSubsample(Policy):
     order: ClassVar[int] = 12
 
     def __post_init__(self):
-        value = self.ratio
-        if isinstance(value, bool) or not (isinstance(value, int | float)
-                                           and math.isfinite(value) and value >= 0):
-            raise InputError(f"lambda must be a finite number >= 0 for {self.name}, "
-                             f"got {value!r}")
+        check_ratio(self.ratio, self.name)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 
 from autophagy.errors import InputError
 from autophagy.policies.base import Policy, parameter
-from autophagy.theory.mixing import Mixing
+from autophagy.theory.mixing import Mixing, check_ratio
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,7 @@ class _SyntheticRatio(Policy):
     anchor: ClassVar[str] = "real"
 
     def __post_init__(self):
-        value = self.ratio
-        if isinstance(value, bool) or not (isinstance(value, int | float)
-                                           and math.isfinite(value) and value >= 0):
-            raise InputError(f"lambda must be a finite number >= 0 for {self.name}, "
-                             f"got {value!r}")
+        check_ratio(self.ratio, self.name)
 
     @property
     def lam(self) -> float:

@@ -100,12 +100,18 @@ class Mixing:
         return cls(anchor, *_values(name, anchor, lam, fraction))
 
 
+def check_ratio(value: object, name: str) -> float:
+    """A synthetic-to-real ratio lambda of policy ``name``: a finite number >= 0, or a one-line
+    error (the policies and their schemes share this check)."""
+    if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)
+                                       and value >= 0):
+        raise InputError(f"lambda must be a finite number >= 0 for {name}, got {value!r}")
+    return float(value)
+
+
 def _values(name: str, anchor: str, lam: float | None,
             fraction: float | None) -> tuple[float, float]:
-    ratio = 1.0 if lam is None else lam
-    if isinstance(ratio, bool) or not (isinstance(ratio, int | float) and math.isfinite(ratio)
-                                       and ratio >= 0):
-        raise InputError(f"lambda must be a finite number >= 0 for {name}, got {lam!r}")
+    ratio = check_ratio(1.0 if lam is None else lam, name)
     frac = 0.5 if fraction is None else float(fraction)
     if anchor == "fresh" and not 0 < frac <= 1:
         raise InputError(f"fraction must be in (0, 1] for {name}, got {fraction!r}")
