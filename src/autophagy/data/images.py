@@ -24,6 +24,7 @@ import importlib
 import io
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,50 +216,74 @@ def safe_load_pickle(path: Path) -> Any:
     return SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
 
 
-def _cifar_folder(path: str | Path | None) -> Path:
+@dataclass(frozen=True)
+class CifarFormat:
+    """One of the CIFAR python releases: its files, label key and the words of its errors.
+    CIFAR-10 (``cifar10``) and CIFAR-100 (``cifar20``, coarse labels) share one reader."""
+
+    dataset: str
+    unit: str
+    """What one file is called in errors ("CIFAR-10 batch")."""
+    files: tuple[str, ...]
+    test_file: str
+    subfolder: str
+    archive: str
+    expected: str
+    label_key: bytes
+    n_classes: int
+    meta: str
+    names_key: bytes
+
+
+CIFAR10 = CifarFormat(
+    "cifar10", "CIFAR-10 batch", (*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH), CIFAR_TEST_BATCH,
+    CIFAR_SUBFOLDER, "cifar-10-python.tar.gz", CIFAR_EXPECTED, b"labels", 10, "batches.meta",
+    b"label_names")
+
+
+def cifar_folder(path: str | Path | None, fmt: CifarFormat = CIFAR10) -> Path:
+    """The folder holding ``fmt``'s files (``path`` or the folder its archive extracts to), or
+    a one-line error naming what is missing."""
     if path is None:
         raise InputError(
-            f"data.path: dataset 'cifar10' needs a path; {CIFAR_EXPECTED}, from the extracted "
-            "cifar-10-python.tar.gz"
+            f"data.path: dataset '{fmt.dataset}' needs a path; {fmt.expected}, from the "
+            f"extracted {fmt.archive}"
         )
     p = Path(path).expanduser()
     if not p.exists():
-        raise InputError(f"data.path: no such folder '{path}'; {CIFAR_EXPECTED}")
+        raise InputError(f"data.path: no such folder '{path}'; {fmt.expected}")
     if not p.is_dir():
-        raise InputError(f"data.path: '{path}' is not a folder; {CIFAR_EXPECTED}")
-    if not (p / CIFAR_TEST_BATCH).exists() and (p / CIFAR_SUBFOLDER).is_dir():
-        p = p / CIFAR_SUBFOLDER  # the folder the archive was extracted into
-    missing = [f for f in (*CIFAR_TRAIN_BATCHES, CIFAR_TEST_BATCH) if not (p / f).is_file()]
+        raise InputError(f"data.path: '{path}' is not a folder; {fmt.expected}")
+    if not (p / fmt.test_file).exists() and (p / fmt.subfolder).is_dir():
+        p = p / fmt.subfolder  # the folder the archive was extracted into
+    missing = [f for f in fmt.files if not (p / f).is_file()]
     if missing:
-        raise InputError(f"data.path: '{path}' lacks {', '.join(missing)}; {CIFAR_EXPECTED}")
+        raise InputError(f"data.path: '{path}' lacks {', '.join(missing)}; {fmt.expected}")
     return p
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file as ((N, 3, 32, 32) uint8, (N,) int64 labels), validated."""
-    where = f"data.path: '{path}'"
+def read_cifar_file(path: Path, fmt: CifarFormat = CIFAR10) -> tuple[np.ndarray, np.ndarray]:
+    """One file of ``fmt`` as ((N, 3, 32, 32) uint8, (N,) int64 labels), validated."""
+    where, unit, key = f"data.path: '{path}'", fmt.unit, fmt.label_key
     try:
         batch = safe_load_pickle(path)
     except pickle.UnpicklingError as e:
         if str(e).startswith("refused global"):
             raise InputError(
-                f"{where} is not a CIFAR-10 batch: it asks for {str(e).split()[-1]}, which the "
+                f"{where} is not a {unit}: it asks for {str(e).split()[-1]}, which the "
                 f"safe reader refuses (it loads only numpy arrays, lists and bytes); "
-                f"{CIFAR_EXPECTED}"
+                f"{fmt.expected}"
             ) from None
-        raise InputError(
-            f"{where} could not be read as a CIFAR-10 batch ({e}); {CIFAR_EXPECTED}"
-        ) from None
+        raise InputError(f"{where} could not be read as a {unit} ({e}); {fmt.expected}") from None
     except Exception as e:  # truncated or foreign files raise many kinds of errors
         raise InputError(
-            f"{where} could not be read as a CIFAR-10 batch ({type(e).__name__}: {e}); "
-            f"{CIFAR_EXPECTED}"
+            f"{where} could not be read as a {unit} ({type(e).__name__}: {e}); {fmt.expected}"
         ) from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+    if not isinstance(batch, dict) or b"data" not in batch or key not in batch:
         raise InputError(
-            f"{where} is not a CIFAR-10 batch (no b'data' and b'labels'); {CIFAR_EXPECTED}"
+            f"{where} is not a {unit} (no b'data' and {key!r}); {fmt.expected}"
         )
-    data, labels = batch[b"data"], batch[b"labels"]
+    data, labels = batch[b"data"], batch[key]
     if not (
         isinstance(data, np.ndarray)
         and data.dtype == np.uint8
@@ -267,22 +292,24 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     ):
         shape = getattr(data, "shape", type(data).__name__)
         raise InputError(f"{where}: b'data' must be a uint8 array of shape (N, 3072), got {shape}")
+    top = fmt.n_classes - 1
     try:
         y = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError):
-        raise InputError(f"{where}: b'labels' must be a list of integers 0-9") from None
-    if y.shape != (len(data),) or (y.size and (y.min() < 0 or y.max() > 9)):
-        raise InputError(f"{where}: b'labels' must be {len(data)} integers 0-9")
+        raise InputError(f"{where}: {key!r} must be a list of integers 0-{top}") from None
+    if y.shape != (len(data),) or (y.size and (y.min() < 0 or y.max() > top)):
+        raise InputError(f"{where}: {key!r} must be {len(data)} integers 0-{top}")
     # Each row holds the red, then green, then blue plane, each 32x32 in row-major order.
     return data.reshape(-1, 3, 32, 32), y
 
 
-def _cifar_label_names(folder: Path) -> list[str] | None:
-    meta = folder / "batches.meta"
+def cifar_label_names(folder: Path, fmt: CifarFormat = CIFAR10) -> list[str] | None:
+    """The class names of ``fmt``'s meta file, or None (a nicety: a bad one blocks nothing)."""
+    meta = folder / fmt.meta
     if not meta.is_file():
         return None
     try:
-        names = safe_load_pickle(meta).get(b"label_names")
+        names = safe_load_pickle(meta).get(fmt.names_key)
         return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     except Exception:  # the names are a nicety; a bad meta file must not block the data
         return None
@@ -305,12 +332,12 @@ def load_cifar10(
     split by the file rule, and ``params["official_split"]`` is False.
     """
     n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
-    folder = _cifar_folder(path)
-    parts = [_read_cifar_batch(folder / f) for f in CIFAR_TRAIN_BATCHES]
+    folder = cifar_folder(path)
+    parts = [read_cifar_file(folder / f) for f in CIFAR_TRAIN_BATCHES]
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
-    x_test, y_test = _read_cifar_batch(folder / CIFAR_TEST_BATCH)
-    params: dict[str, Any] = {"path": str(path), "label_names": _cifar_label_names(folder)}
+    x_test, y_test = read_cifar_file(folder / CIFAR_TEST_BATCH)
+    params: dict[str, Any] = {"path": str(path), "label_names": cifar_label_names(folder)}
     where = f"data.path: '{path}' (all CIFAR-10 batches)"
     if n_test is None:
         n_test = min(DEFAULT_N_TEST, len(x_test))

@@ -26,8 +26,6 @@ The biased sets follow the papers of the downstream studies:
 
 from __future__ import annotations
 
-import functools
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +35,13 @@ from autophagy.data.base import Dataset
 from autophagy.data.files import MIN_TRAIN, check_counts
 from autophagy.data.images import (
     DEFAULT_N_TEST,
+    CifarFormat,
     _digits_raw,
     _mnist5k_raw,
     _split_images,
-    safe_load_pickle,
+    cifar_folder,
+    cifar_label_names,
+    read_cifar_file,
     to_unit_range,
 )
 from autophagy.data.points import _start, check_number
@@ -250,54 +251,11 @@ def minority_truth(*, minority: float = 0.1, std: float = 0.5) -> dict[str, Any]
 
 # --- CIFAR-100 with its 20 coarse labels ----------------------------------------------------
 
-CIFAR100_FILES = ("train", "test")
-CIFAR100_SUBFOLDER = "cifar-100-python"
-CIFAR100_EXPECTED = "expected the folder of CIFAR-100 python files (train, test, meta)"
-
-
-def _cifar100_folder(path: str | Path | None) -> Path:
-    if path is None:
-        raise InputError(f"data.path: dataset 'cifar20' needs a path; {CIFAR100_EXPECTED}, from "
-                         "the extracted cifar-100-python.tar.gz")
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise InputError(f"data.path: no such folder '{path}'; {CIFAR100_EXPECTED}")
-    if not (p / "test").is_file() and (p / CIFAR100_SUBFOLDER).is_dir():
-        p = p / CIFAR100_SUBFOLDER
-    missing = [f for f in CIFAR100_FILES if not (p / f).is_file()]
-    if missing:
-        raise InputError(f"data.path: '{path}' lacks {', '.join(missing)}; {CIFAR100_EXPECTED}")
-    return p
-
-
-def _read_cifar100(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-100 file as ((N, 3, 32, 32) uint8, (N,) coarse labels 0-19), validated."""
-    where = f"data.path: '{path}'"
-    try:
-        batch = safe_load_pickle(path)
-    except Exception as e:  # refused globals, truncated or foreign files
-        raise InputError(f"{where} could not be read as a CIFAR-100 file "
-                         f"({type(e).__name__}: {e}); {CIFAR100_EXPECTED}") from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"coarse_labels" not in batch:
-        raise InputError(f"{where} is not a CIFAR-100 file (no b'data' and b'coarse_labels'); "
-                         f"{CIFAR100_EXPECTED}")
-    data = batch[b"data"]
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
-            and data.shape[1] == 3 * 32 * 32):
-        raise InputError(f"{where}: b'data' must be a uint8 array of shape (N, 3072)")
-    y = np.asarray(batch[b"coarse_labels"], dtype=np.int64)
-    if y.shape != (len(data),) or (y.size and (y.min() < 0 or y.max() > 19)):
-        raise InputError(f"{where}: b'coarse_labels' must be {len(data)} integers 0-19")
-    return data.reshape(-1, 3, 32, 32), y
-
-
-@functools.cache
-def _coarse_names(folder: Path) -> list[str] | None:
-    try:
-        names = safe_load_pickle(folder / "meta").get(b"coarse_label_names")
-        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    except (OSError, pickle.UnpicklingError, AttributeError, TypeError, ValueError, EOFError):
-        return None  # the names are a nicety; the data does not need them
+CIFAR100 = CifarFormat(
+    "cifar20", "CIFAR-100 file", ("train", "test"), "test", "cifar-100-python",
+    "cifar-100-python.tar.gz", "expected the folder of CIFAR-100 python files (train, test, meta)",
+    b"coarse_labels", 20, "meta", b"coarse_label_names")
+"""CIFAR-100 read for its 20 coarse labels, by the CIFAR-10 reader."""
 
 
 def load_cifar20(
@@ -310,9 +268,9 @@ def load_cifar20(
     ``test``; pool, then train, from ``train``. No group attribute.
     """
     n_train, n_test, n_pool, seed = check_counts(n_train, n_test, n_pool, seed)
-    folder = _cifar100_folder(path)
-    x_train, y_train = _read_cifar100(folder / "train")
-    x_test, y_test = _read_cifar100(folder / "test")
+    folder = cifar_folder(path, CIFAR100)
+    x_train, y_train = read_cifar_file(folder / "train", CIFAR100)
+    x_test, y_test = read_cifar_file(folder / "test", CIFAR100)
     n_test = min(DEFAULT_N_TEST, len(x_test)) if n_test is None else n_test
     if n_test > len(x_test):
         raise InputError(f"data.n_test: '{path}' has {len(x_test)} test images, fewer than "
@@ -334,7 +292,7 @@ def load_cifar20(
         pool=to_unit_range(x_train[pool_idx], 255.0) if n_pool else None,
         kind="images",
         params={
-            "path": str(path), "label_names": _coarse_names(folder), "n_classes": 20,
+            "path": str(path), "label_names": cifar_label_names(folder, CIFAR100), "n_classes": 20,
             "n_groups": 0, "rows": len(x_train) + len(x_test),
             "split": {"train": train_idx, "test": test_idx, "pool": pool_idx},
             "train_labels": y_train[train_idx], "test_labels": y_test[test_idx],
